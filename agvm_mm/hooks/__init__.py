@@ -1,0 +1,3 @@
+from .agvm_hook import AGVMHook
+
+__all__ = ['AGVMHook']

@@ -1,0 +1,44 @@
+"""Let mmengine 0.10.7 resume under torch >= 2.6 (``weights_only=True``).
+
+torch >= 2.6 refuses to unpickle anything but tensors and a list of safe
+types unless they are allow-listed. mmengine's checkpoints also hold its
+message hub (``HistoryBuffer`` objects wrapping numpy arrays), so ``--resume``
+fails. Instead of turning the check off (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``)
+we allow-list exactly the types mmengine writes, on import of agvm_mm.
+"""
+from typing import List
+
+import numpy as np
+import torch
+
+
+def _numpy_globals() -> List:
+    from numpy.core.multiarray import _reconstruct  # noqa: F401
+    dtypes = [type(np.dtype(t)) for t in (
+        'b', 'B', 'h', 'H', 'i', 'I', 'l', 'L', 'q', 'Q', 'e', 'f', 'd', 'g',
+        '?', 'O', 'U', 'S')]
+    scalars = [np.bool_, np.int8, np.uint8, np.int16, np.uint16, np.int32,
+               np.uint32, np.int64, np.uint64, np.float16, np.float32,
+               np.float64, np.str_]
+    try:  # numpy >= 2 pickles this path
+        from numpy._core.multiarray import _reconstruct as reconstruct2
+        from numpy._core.multiarray import scalar as scalar2
+        extra = [reconstruct2, scalar2]
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import scalar as scalar1
+        extra = [scalar1]
+    from numpy.core.multiarray import _reconstruct as reconstruct1
+    return [reconstruct1, np.ndarray, np.dtype] + dtypes + scalars + extra
+
+
+def register_checkpoint_globals() -> None:
+    """Allow-list the types of mmengine's checkpoints for torch.load."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is None:  # torch < 2.4 loads everything anyway
+        return
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.config import ConfigDict
+    add([HistoryBuffer, ConfigDict] + _numpy_globals())
+
+
+register_checkpoint_globals()

@@ -1,0 +1,156 @@
+"""The three pure AGVM transformations against the spec's formulas."""
+import math
+
+import pytest
+import torch
+
+from agvm_mm.core import (compute_factors, gather_statistics, precondition,
+                          scaled_lr)
+
+
+def test_precondition_formula():
+    g = torch.tensor([0.5, -2.0, 0.0])
+    v = torch.tensor([0.25, 1.0, 4.0])
+    u = precondition(g, v, beta2=0.9, eps=1e-8)
+    expected = [
+        0.5 / (math.sqrt(0.9 * 0.25 + 0.1 * 0.25) + 1e-8),
+        -2.0 / (math.sqrt(0.9 * 1.0 + 0.1 * 4.0) + 1e-8), 0.0
+    ]
+    assert u.tolist() == pytest.approx(expected, rel=1e-6)
+    # before the optimizer's first step v counts as 0
+    u0 = precondition(g, None, beta2=0.999, eps=1e-8)
+    assert u0[:2].tolist() == pytest.approx(
+        [0.5 / (math.sqrt(0.001) * 0.5), -2.0 / (math.sqrt(0.001) * 2.0)],
+        rel=1e-6)
+
+
+def test_gather_statistics_concatenates_module_parameters():
+    torch.manual_seed(0)
+    a1, b1, a2, b2, a3, b3 = (torch.randn(5) for _ in range(6))
+    stats = gather_statistics([(0, a1, b1), (1, a2, b2), (0, a3, b3)], 2)
+    ua, ub = torch.cat([a1, a3]), torch.cat([b1, b3])
+    assert stats.dtype == torch.float64
+    assert stats[0].tolist() == pytest.approx(
+        [float(ua @ ub), float(ua @ ua), float(ub @ ub)], rel=1e-6)
+    assert stats[1].tolist() == pytest.approx(
+        [float(a2 @ b2), float(a2 @ a2), float(b2 @ b2)], rel=1e-6)
+
+
+def reference_factors(cos, scales, anchor, alpha=0.97, lo=0.5, hi=10.0):
+    phi = [1 - c for c in cos]
+    new = []
+    for m, (p, s) in enumerate(zip(phi, scales)):
+        mu = 1.0 if m == anchor else math.sqrt(
+            min(max((phi[anchor] + 1e-6) / (p + 1e-6), lo), hi))
+        new.append(alpha * s + (1 - alpha) * mu)
+    return phi, new
+
+
+def stats_for(cos):
+    # unit vectors with the wanted cosine: dot = cos, norms 1
+    return torch.tensor([[c, 1.0, 1.0] for c in cos], dtype=torch.float64)
+
+
+@pytest.mark.parametrize('cos', [[0.2, 0.9, 0.99], [0.5, 0.1, -0.3],
+                                 [0.9, 0.95, 0.2, 0.7]])
+def test_compute_factors_matches_spec(cos):
+    scales = torch.tensor([1.0, 1.3, 0.8, 1.1][:len(cos)],
+                          dtype=torch.float64)
+    phi, valid, new = compute_factors(stats_for(cos), scales, anchor=0)
+    ref_phi, ref_new = reference_factors(cos, scales.tolist(), 0)
+    assert valid.all()
+    assert phi.tolist() == pytest.approx(ref_phi, abs=1e-12)
+    assert new.tolist() == pytest.approx(ref_new, abs=1e-12)
+    assert new[0] == 1.0  # the anchor stays at 1
+
+
+def test_compute_factors_clamps_and_uses_momentum():
+    # module 1 has a tiny variance -> ratio capped at hi; module 2 a huge
+    # one -> ratio floored at lo
+    stats = stats_for([0.5, 0.999999, -1.0])
+    phi, _, new = compute_factors(stats, torch.ones(3, dtype=torch.float64),
+                                  anchor=0, momentum=0.5, clamp=(0.5, 10.0))
+    assert new.tolist() == pytest.approx(
+        [1.0, 0.5 + 0.5 * math.sqrt(10.0), 0.5 + 0.5 * math.sqrt(0.5)])
+
+
+def test_compute_factors_holds_unusable_modules():
+    stats = stats_for([0.5, 0.2, 0.3])
+    stats[1] = torch.tensor([0.0, 0.0, 0.0])  # all-zero gradient
+    stats[2, 0] = float('nan')
+    scales = torch.tensor([1.0, 1.7, 0.9], dtype=torch.float64)
+    phi, valid, new = compute_factors(stats, scales, anchor=0)
+    assert valid.tolist() == [True, False, False]
+    assert math.isnan(phi[1]) and math.isnan(phi[2])
+    assert new.tolist() == [1.0, 1.7, 0.9]
+    # an unusable anchor holds everything
+    stats[0] = 0.0
+    _, _, held = compute_factors(stats, scales, anchor=0)
+    assert held.tolist() == scales.tolist()
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.ModuleDict(
+        dict(backbone=torch.nn.Linear(4, 4), head=torch.nn.Linear(4, 2)))
+
+
+@pytest.mark.parametrize('opt_type', ['SGD', 'AdamW'])
+@pytest.mark.parametrize('grouping', ['single', 'per_param', 'per_module'])
+def test_scaled_lr_equals_per_module_lr(opt_type, grouping):
+    """Any grouping, stepped under scaled_lr, equals one group per module
+    with lr multiplied by its factor; lr and state_dict come back."""
+    factor = {'backbone': 1.0, 'head': 2.5}
+    kwargs = dict(lr=0.1, weight_decay=0.01)
+    if opt_type == 'SGD':
+        kwargs['momentum'] = 0.9
+    cls = getattr(torch.optim, opt_type)
+    model, ref = _model(), _model()
+    if grouping == 'single':
+        groups = [dict(params=list(model.parameters()))]
+    elif grouping == 'per_param':
+        groups = [dict(params=[p]) for p in model.parameters()]
+    else:
+        groups = [
+            dict(params=list(m.parameters())) for m in model.values()
+        ]
+    opt = cls(groups, **kwargs)
+    ref_opt = cls([
+        dict(params=list(m.parameters()), lr=0.1 * factor[n])
+        for n, m in ref.items()
+    ], **kwargs)
+    module = {p: n for n, m in model.items() for p in m.parameters()}
+    for step in range(3):
+        x = torch.randn(3, 4)
+        for net, optimizer in ((model, opt), (ref, ref_opt)):
+            optimizer.zero_grad()
+            net['head'](net['backbone'](x)).square().sum().backward()
+        with scaled_lr(opt, lambda p: factor[module[p]]):
+            opt.step()
+        ref_opt.step()
+        assert [g['lr'] for g in opt.param_groups] == [0.1] * len(groups)
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    state = opt.state_dict()
+    assert len(state['param_groups']) == len(groups)
+    cls(groups, **kwargs).load_state_dict(state)
+
+
+def test_scaled_lr_copies_back_group_keys():
+    """Settings an optimizer writes into its groups (timm's Lamb keeps a
+    per-group 'step') survive the temporary views."""
+
+    class Counting(torch.optim.SGD):
+
+        def step(self, closure=None):
+            for group in self.param_groups:
+                group['step'] = group.get('step', 0) + 1
+            return super().step(closure)
+
+    model = _model()
+    opt = Counting(model.parameters(), lr=0.1)
+    for _ in range(2):
+        with scaled_lr(opt, lambda p: 2.0 if p.dim() == 1 else 1.0):
+            opt.step()
+    assert opt.param_groups[0]['step'] == 2
+    assert opt.param_groups[0]['lr'] == 0.1

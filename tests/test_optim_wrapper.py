@@ -1,0 +1,167 @@
+"""AGVMOptimWrapper on one process (accumulation halves) and on 2-4 gloo
+processes (rank halves), against the independent reference in toy.py."""
+import copy
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from mmengine.logging import MessageHub
+from mmengine.optim import OptimWrapper
+
+from agvm_mm import AGVMOptimWrapper
+from tests.toy import (FASTER_RCNN, RETINANET, Toy, batches, free_port,
+                       init_gloo, make_optimizer, reference_run)
+
+
+def run_wrapper(names, kind, data, agvm, model=None, **kwargs):
+    model = model or Toy(names)
+    wrapper = AGVMOptimWrapper(
+        make_optimizer(kind, model.parameters()),
+        accumulative_counts=len(data[0]), agvm=agvm, **kwargs)
+    log = []
+    for micro in data:
+        for x in micro:
+            with wrapper.optim_context(model):
+                loss = model(x)
+            wrapper.update_params(loss)
+        log.append((wrapper.agvm_steps, wrapper.agvm_scales))
+    return model, wrapper, log
+
+
+@pytest.mark.parametrize('names', [RETINANET, FASTER_RCNN])
+@pytest.mark.parametrize('kind', ['SGD', 'AdamW'])
+@pytest.mark.parametrize('micro', [2, 4])
+def test_single_process_matches_reference(names, kind, micro):
+    data = batches(9, micro)
+    agvm = dict(start_iter=1, interval=2)
+    model, wrapper, _ = run_wrapper(names, kind, data, agvm)
+    ref = reference_run(names, kind, data, start=1, interval=2)
+    assert wrapper.agvm_modules == list(names)
+    assert wrapper.agvm_steps == len(ref['history']) == 4
+    last = ref['history'][-1]
+    assert wrapper.agvm_variances == pytest.approx(last['phi'], rel=1e-4)
+    assert wrapper.agvm_scales == pytest.approx(ref['scales'], rel=1e-6)
+    assert any(abs(s - 1) > 1e-4 for s in wrapper.agvm_scales.values())
+    for p, q in zip(model.parameters(), ref['model'].parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_refuses_single_process_without_two_estimates():
+    opt = make_optimizer('SGD', Toy().parameters())
+    with pytest.raises(ValueError, match='accumulative_counts'):
+        AGVMOptimWrapper(opt)
+    with pytest.raises(ValueError, match='even number'):
+        AGVMOptimWrapper(opt, accumulative_counts=3)
+
+
+def _lockstep(agvm, steps=6, micro=2):
+    """Step an AGVM and a plain wrapper from identical states each step;
+    return, per step, whether the parameters came out bit-identical."""
+    model, plain_model = Toy(), Toy()
+    agvm_w = AGVMOptimWrapper(make_optimizer('SGD', model.parameters()),
+                              accumulative_counts=micro, agvm=agvm)
+    plain = OptimWrapper(make_optimizer('SGD', plain_model.parameters()),
+                         accumulative_counts=micro)
+    same = []
+    for batch in batches(steps, micro):
+        plain_model.load_state_dict(model.state_dict())
+        plain.optimizer.load_state_dict(
+            copy.deepcopy(agvm_w.optimizer.state_dict()))
+        for x in batch:
+            for net, w in ((model, agvm_w), (plain_model, plain)):
+                with w.optim_context(net):
+                    loss = net(x)
+                w.update_params(loss)
+        same.append(all(torch.equal(p, q) for p, q in zip(
+            model.parameters(), plain_model.parameters())))
+    return same, agvm_w
+
+
+def test_steps_outside_window_equal_optim_wrapper_bit_for_bit():
+    same, wrapper = _lockstep(dict(start_iter=2, stop_iter=4, interval=1))
+    # before start and after stop: identical; inside: modulated
+    assert same[:2] == [True, True] and same[4:] == [True, True]
+    assert same[2:4] == [False, False]
+    assert wrapper.agvm_steps == 2
+
+
+def test_start_stop_interval():
+    data = batches(12, 2)
+    _, _, log = run_wrapper(RETINANET, 'SGD', data,
+                            dict(start_iter=3, stop_iter=10, interval=3))
+    steps = [i for i, (n, _) in enumerate(log)
+             if n != (log[i - 1][0] if i else 0)]
+    assert steps == [3, 6, 9]
+
+
+def test_clip_grad_window():
+    hub = MessageHub.get_current_instance()
+    hub.log_scalars.pop('train/grad_norm', None)
+    data = batches(6, 2)
+    run_wrapper(RETINANET, 'SGD', data,
+                dict(start_iter=4, clip_grad_window=(1, 4)))
+    # clipped (and logged) only on optimizer steps 1, 2, 3
+    assert len(hub.get_scalar('train/grad_norm').data[0]) == 3
+
+
+def test_state_dict_round_trip():
+    data = batches(5, 2)
+    _, wrapper, _ = run_wrapper(RETINANET, 'AdamW', data,
+                                dict(start_iter=0, interval=2))
+    state = wrapper.state_dict()
+    assert state['agvm']['steps'] == 3
+    fresh = AGVMOptimWrapper(
+        make_optimizer('AdamW', Toy().parameters()), accumulative_counts=2,
+        agvm=dict(start_iter=0, interval=2))
+    fresh.load_state_dict(state)
+    fresh.bind(Toy())
+    assert fresh.agvm_scales == wrapper.agvm_scales
+    assert fresh.agvm_steps == 3
+    assert 'agvm' in state  # the caller's dict is not consumed
+
+
+# ---------------------------------------------------------------- DDP ----
+def _ddp_worker(rank, world, port, names, kind, data, agvm, out):
+    init_gloo(rank, world, port)
+    try:
+        model = Toy(names)
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        wrapper = AGVMOptimWrapper(make_optimizer(kind, ddp.parameters()),
+                                   accumulative_counts=1, agvm=agvm)
+        for batch in data:  # batch = one micro-batch per rank
+            with wrapper.optim_context(ddp):
+                loss = ddp(batch[rank])
+            wrapper.update_params(loss)
+        out[rank] = dict(
+            scales=wrapper.agvm_scales,
+            variances=wrapper.agvm_variances,
+            steps=wrapper.agvm_steps,
+            params=[p.detach().clone() for p in model.parameters()])
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def run_ddp(world, names, kind, data, agvm):
+    out = mp.Manager().dict()
+    mp.spawn(_ddp_worker, args=(world, free_port(), names, kind, data, agvm,
+                                out), nprocs=world)
+    return [out[r] for r in range(world)]
+
+
+@pytest.mark.parametrize('kind', ['SGD', 'AdamW'])
+def test_two_processes_equal_one_process_with_accumulation(kind):
+    data = batches(7, 2)
+    agvm = dict(start_iter=1, interval=2)
+    ranks = run_ddp(2, FASTER_RCNN, kind, data, agvm)
+    model, wrapper, _ = run_wrapper(FASTER_RCNN, kind, data, agvm)
+    for r in ranks:
+        assert r['steps'] == wrapper.agvm_steps == 3
+        assert r['scales'] == pytest.approx(wrapper.agvm_scales, rel=1e-6)
+        assert r['variances'] == pytest.approx(wrapper.agvm_variances,
+                                               rel=1e-4)
+        for p, q in zip(r['params'], model.parameters()):
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # every rank holds identical factors and parameters
+    assert ranks[0]['scales'] == ranks[1]['scales']
+    assert all(torch.equal(p, q)
+               for p, q in zip(ranks[0]['params'], ranks[1]['params']))

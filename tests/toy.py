@@ -1,0 +1,115 @@
+"""Small models with mmdet's module names and an independent AGVM reference
+written from the spec's formulas (no agvm_mm code), for the tests."""
+import math
+import os
+import socket
+from typing import Dict, List, Sequence
+
+import torch
+import torch.nn as nn
+
+RETINANET = ('backbone', 'neck', 'bbox_head')
+FASTER_RCNN = ('backbone', 'neck', 'rpn_head', 'roi_head')
+
+
+class Toy(nn.Module):
+    """backbone -> neck -> several heads, each a small MLP."""
+
+    def __init__(self, names: Sequence[str] = RETINANET, dim: int = 6):
+        super().__init__()
+        torch.manual_seed(0)
+        for name in names:
+            setattr(self, name,
+                    nn.Sequential(nn.Linear(dim, dim), nn.Tanh(),
+                                  nn.Linear(dim, dim)))
+        self.names = list(names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        feat = getattr(self, self.names[1])(getattr(self, self.names[0])(x))
+        heads = [getattr(self, n)(feat) for n in self.names[2:]]
+        return sum(((h - 0.3 * (i + 1))**2).mean()
+                   for i, h in enumerate(heads))
+
+
+def batches(steps: int, micro: int, size: int = 4, dim: int = 6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return [[torch.randn(size, dim, generator=g) for _ in range(micro)]
+            for _ in range(steps)]
+
+
+def make_optimizer(kind: str, groups, lr: float = 0.05):
+    if kind == 'SGD':
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9, weight_decay=1e-3)
+    return torch.optim.AdamW(groups, lr=lr * 0.1, weight_decay=1e-2)
+
+
+def reference_run(names, kind: str, data: List[List[torch.Tensor]],
+                  start: int, interval: int, stop=None, alpha=0.97,
+                  clamp=(0.5, 10.0)) -> Dict:
+    """AGVM by hand: per-micro-batch gradients, halves A/B, Phi, mu, EMA,
+    and one optimizer group per module whose lr is scaled for the step."""
+    model = Toy(names)
+    groups = [dict(params=list(getattr(model, n).parameters())) for n in names]
+    opt = make_optimizer(kind, groups)
+    base = [g['lr'] for g in opt.param_groups]
+    scales = [1.0] * len(names)
+    history = []
+    for step, micro in enumerate(data):
+        grads = []
+        for x in micro:
+            model.zero_grad()
+            model(x).backward()
+            grads.append([p.grad.clone() for p in model.parameters()])
+        k = len(micro)
+        mean = [sum(gs) / k for gs in zip(*grads)]
+        in_window = step >= start and (stop is None or step < stop)
+        if in_window and (step - start) % interval == 0:
+            g_a = [sum(gs) / (k // 2) for gs in zip(*grads[:k // 2])]
+            g_b = [sum(gs) / (k - k // 2) for gs in zip(*grads[k // 2:])]
+            phis = []
+            index = 0
+            for m, name in enumerate(names):
+                params = list(getattr(model, name).parameters())
+                ua, ub = [], []
+                for p in params:
+                    a, b = g_a[index], g_b[index]
+                    if kind != 'SGD':
+                        group = opt.param_groups[m]
+                        beta2, eps = group['betas'][1], group['eps']
+                        v = opt.state.get(p, {}).get('exp_avg_sq')
+                        v = torch.zeros_like(p) if v is None else v
+                        a = a / ((beta2 * v + (1 - beta2) * a * a).sqrt() + eps)
+                        b = b / ((beta2 * v + (1 - beta2) * b * b).sqrt() + eps)
+                    ua.append(a.flatten().double())
+                    ub.append(b.flatten().double())
+                    index += 1
+                ua, ub = torch.cat(ua), torch.cat(ub)
+                phis.append(1 - float(ua @ ub / (ua.norm() * ub.norm())))
+            for m, phi in enumerate(phis):
+                mu = 1.0 if m == 0 else math.sqrt(
+                    min(max((phis[0] + 1e-6) / (phi + 1e-6), clamp[0]),
+                        clamp[1]))
+                scales[m] = alpha * scales[m] + (1 - alpha) * mu
+            history.append(dict(step=step, phi=dict(zip(names, phis)),
+                                scale=dict(zip(names, scales))))
+        for p, g in zip(model.parameters(), mean):
+            p.grad = g
+        for group, lr, s in zip(opt.param_groups, base, scales):
+            group['lr'] = lr * (s if in_window else 1.0)
+        opt.step()
+        for group, lr in zip(opt.param_groups, base):
+            group['lr'] = lr
+    return dict(model=model, history=history, scales=dict(zip(names, scales)))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def init_gloo(rank: int, world: int, port: int) -> None:
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(port),
+                      RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.distributed.init_process_group('gloo', rank=rank, world_size=world)
