@@ -20,8 +20,16 @@ if ! "$VENV/bin/python" -c "import mmcv.ops" 2>/dev/null; then
     $pip install -q --no-build-isolation mmcv==2.1.0
 fi
 $pip install -q mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 ftfy regex \
-  "timm>=1.0,<2" pycocotools matplotlib tensorboard pytest pytest-timeout
+  pycocotools matplotlib tensorboard pytest pytest-timeout
+# timm without its dependencies: they include torchvision, whose PyPI build
+# replaces this CPU torch by a CUDA one. agvm_mm loads only timm's optimizer
+# files, which need nothing but torch.
+$pip install -q --no-deps timm==1.0.31
 $pip install -q --no-build-isolation --no-deps -e .
-# The only check that catches mmcv's silent no-ops build.
-"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, agvm_mm; print('[install] ok: mmcv', mmcv.__version__)"
+# The only check that catches mmcv's silent no-ops build; and torch must
+# still be the one mmcv was compiled against.
+"$VENV/bin/python" -c "
+import torch, mmcv.ops, mmdet, mmseg, agvm_mm
+assert torch.__version__.split('+')[0] == '2.13.0', torch.__version__
+print('[install] ok: torch', torch.__version__, 'mmcv', mmcv.__version__)"
 touch "$stamp"

@@ -119,11 +119,6 @@ class AGVMOptimWrapperMixin:
             raise ValueError(
                 f'optim_wrapper.agvm.lr_mult names {sorted(lr_mult)} but the '
                 f'modules are {self._modules}.')
-        if self.agvm_cfg.start_iter is None:
-            print_log(
-                'agvm.start_iter is None and no AGVMHook set it from the '
-                'warm-up: AGVM starts at optimizer step 0.', 'current',
-                logging.WARNING)
 
     # ------------------------------------------------ mmengine interface
     def initialize_count_status(self, model: nn.Module, init_counts: int,
@@ -156,13 +151,16 @@ class AGVMOptimWrapperMixin:
         begin, size = self._cycle(step)
         if (self._world == 1 and self._stats_step(step)
                 and self._inner_count - begin == size // 2):
-            self._half_a = [
-                None if p.grad is None else p.grad.detach().clone()
-                for p in self._params()
-            ]
+            self._half_a = [_clone(p.grad) for p in self._params()]
 
     def step(self, **kwargs) -> None:
         step = max(self._inner_count - 1, 0) // self._accumulative_counts
+        if self.agvm_cfg.start_iter is None:
+            print_log(
+                'agvm.start_iter is None and no AGVMHook set it from the '
+                'warm-up: AGVM starts at optimizer step 0.', 'current',
+                logging.WARNING)
+            self.agvm_cfg.start_iter = 0
         if self._stats_step(step):
             self._take_statistics(step)
         self._half_a = None
@@ -184,6 +182,12 @@ class AGVMOptimWrapperMixin:
             scales=self.agvm_scales if self._modules else dict(self._scales),
             variances=dict(self._variances),
             steps=self._agvm_steps)
+        if self._world == 1 and self._inner_count % self._accumulative_counts:
+            # saved mid-accumulation: keep the gradients gathered so far
+            # (and the first half's snapshot) so that resume is exact
+            state['agvm']['pending'] = dict(
+                grads=[_clone(p.grad) for p in self._params()],
+                half_a=self._half_a)
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -193,6 +197,11 @@ class AGVMOptimWrapperMixin:
             self._scales.update(agvm['scales'])
             self._variances = dict(agvm['variances'])
             self._agvm_steps = int(agvm['steps'])
+            pending = agvm.get('pending')
+            if pending is not None and self._world == 1:
+                for param, grad in zip(self._params(), pending['grads']):
+                    param.grad = None if grad is None else grad.to(param)
+                self._half_a = pending['half_a']
         super().load_state_dict(state_dict)
 
     # ----------------------------------------------------------- helpers
@@ -306,6 +315,10 @@ class AGVMOptimWrapperMixin:
         self._scales = dict(zip(self._modules, scales.tolist()))
         self._variances = dict(zip(self._modules, phi.tolist()))
         self._agvm_steps += 1
+
+
+def _clone(tensor: Optional[Tensor]) -> Optional[Tensor]:
+    return None if tensor is None else tensor.detach().clone()
 
 
 @OPTIM_WRAPPERS.register_module()
