@@ -2,11 +2,15 @@
 
 torch >= 2.6 refuses to unpickle anything but tensors and a list of safe
 types unless they are allow-listed. mmengine's checkpoints also hold its
-message hub (``HistoryBuffer`` objects wrapping numpy arrays), so ``--resume``
-fails. Instead of turning the check off (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``)
-we allow-list exactly the types mmengine writes, on import of agvm_mm.
+message hub (``HistoryBuffer`` objects wrapping numpy arrays, which pickle
+their statistics functions as ``getattr(HistoryBuffer, 'mean')``), so
+``--resume`` fails. Instead of turning the check off
+(``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) we allow-list exactly the types
+mmengine writes, on import of agvm_mm; ``getattr`` is allowed only for
+``HistoryBuffer``'s own statistics methods.
 """
-from typing import List
+import pickle
+from typing import Any, List
 
 import numpy as np
 import torch
@@ -31,14 +35,26 @@ def _numpy_globals() -> List:
     return [reconstruct1, np.ndarray, np.dtype] + dtypes + scalars + extra
 
 
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    """``getattr`` as a checkpoint may use it: only to name one of
+    ``HistoryBuffer``'s statistics methods."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and callable(
+            HistoryBuffer.__dict__.get(name)) and not name.startswith('_'):
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'agvm_mm: refusing getattr({obj!r}, {name!r}) in a checkpoint')
+
+
 def register_checkpoint_globals() -> None:
     """Allow-list the types of mmengine's checkpoints for torch.load."""
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is None:  # torch < 2.4 loads everything anyway
         return
-    from mmengine.logging.history_buffer import HistoryBuffer
     from mmengine.config import ConfigDict
-    add([HistoryBuffer, ConfigDict] + _numpy_globals())
+    from mmengine.logging.history_buffer import HistoryBuffer
+    add([HistoryBuffer, ConfigDict, (_history_buffer_getattr,
+                                     'builtins.getattr')] + _numpy_globals())
 
 
 register_checkpoint_globals()
