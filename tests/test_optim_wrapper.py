@@ -13,10 +13,21 @@ from tests.toy import (FASTER_RCNN, RETINANET, Toy, batches, free_port,
                        init_gloo, make_optimizer, reference_run)
 
 
-def run_wrapper(names, kind, data, agvm, model=None, **kwargs):
+def run_wrapper(names, kind, data, agvm, model=None, grouping='single',
+                **kwargs):
+    """Train ``Toy(names)`` under AGVMOptimWrapper. ``grouping``: one param
+    group for everything (mmengine's default constructor), one per
+    parameter (any paramwise_cfg), or one per module (our constructor)."""
     model = model or Toy(names)
+    if grouping == 'single':
+        groups = model.parameters()
+    elif grouping == 'per_param':
+        groups = [dict(params=[p]) for p in model.parameters()]
+    else:
+        groups = [dict(params=list(getattr(model, n).parameters()),
+                       agvm_module=n) for n in names]
     wrapper = AGVMOptimWrapper(
-        make_optimizer(kind, model.parameters()),
+        make_optimizer(kind, groups),
         accumulative_counts=len(data[0]), agvm=agvm, **kwargs)
     log = []
     for micro in data:
@@ -30,11 +41,13 @@ def run_wrapper(names, kind, data, agvm, model=None, **kwargs):
 
 @pytest.mark.parametrize('names', [RETINANET, FASTER_RCNN])
 @pytest.mark.parametrize('kind', ['SGD', 'AdamW'])
-@pytest.mark.parametrize('micro', [2, 4])
-def test_single_process_matches_reference(names, kind, micro):
+@pytest.mark.parametrize('micro,grouping', [(2, 'single'), (4, 'per_param'),
+                                            (2, 'per_module')])
+def test_single_process_matches_reference(names, kind, micro, grouping):
     data = batches(9, micro)
     agvm = dict(start_iter=1, interval=2)
-    model, wrapper, _ = run_wrapper(names, kind, data, agvm)
+    model, wrapper, _ = run_wrapper(names, kind, data, agvm,
+                                    grouping=grouping)
     ref = reference_run(names, kind, data, start=1, interval=2)
     assert wrapper.agvm_modules == list(names)
     assert wrapper.agvm_steps == len(ref['history']) == 4

@@ -89,3 +89,36 @@ def test_resume_mid_interval_and_mid_accumulation_is_exact(
             assert torch.equal(value, state_b[index][name])
     assert a['optimizer']['agvm'] == b['optimizer']['agvm']
     assert a['optimizer']['agvm']['steps'] == 2  # steps 0 and 3
+
+
+def test_hook_scalars_reach_tensorboard_and_start_follows_warmup(
+        shapes_cwd, tmp_path):
+    """start_iter=None: AGVMHook starts AGVM where the warm-up scheduler
+    ends; Phi and s reach both the local and the TensorBoard backend."""
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    config = tmp_path / 'tb.py'
+    config.write_text(
+        f"_base_ = '{CONFIG}'\n"
+        "visualizer = dict(vis_backends=[dict(type='LocalVisBackend'), "
+        "dict(type='TensorboardVisBackend')])\n")
+    out = run_tool([
+        os.path.join(ROOT, 'tools/train.py'), str(config), '--work-dir',
+        str(tmp_path / 'wd'), '--cfg-options'
+    ] + SMALL + [
+        'train_cfg.max_iters=8', 'train_cfg.val_interval=100',
+        'param_scheduler.0.end=4', 'optim_wrapper.agvm.interval=1'
+    ], shapes_cwd)
+    # warm-up ends at runner iteration 4 = optimizer step 2 (2 micro-batches)
+    assert 'AGVM starts at optimizer step 2' in out
+    records = [r for r in scalars(tmp_path / 'wd') if 'loss' in r]
+    assert 'agvm_phi/neck' not in records[0]  # iteration 2: not started
+    assert 'agvm_phi/neck' in records[-1]
+    [events] = glob.glob(f'{tmp_path}/wd/*/vis_data/events.out.tfevents.*')
+    acc = EventAccumulator(events)
+    acc.Reload()
+    tags = acc.Tags()['scalars']
+    for module in ('backbone', 'neck', 'bbox_head'):
+        assert f'agvm_phi/{module}' in tags
+        assert f'agvm_scale/{module}' in tags
+    assert acc.Scalars('agvm_scale/backbone')[-1].value == 1.0
