@@ -1,0 +1,19 @@
+# Semantic FPN R50, ADE20K semantic segmentation; baseline: PMD-LAMB (PMDLAMB).
+# Same batch (64 GPUs x 4 = 256), data, warm-up and schedule as
+# fpn_r50_agvm_64xb4-10k_ade20k-512x512-b256.py;
+# only the optimizer differs. Rules for its values: configs/README.md.
+# Run: tools/dist_train.sh configs/sem_fpn/fpn_r50_pmd-lamb_64xb4-10k_ade20k-512x512-b256.py 64
+_base_ = './fpn_r50_agvm_64xb4-10k_ade20k-512x512-b256.py'
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(
+        type='PMDLAMB', lr=1e-4 * (256 / 16) ** 0.5, betas=(0.9, 0.999),
+        weight_decay=0.01,
+        decay_period=79,  # optimizer steps in one epoch (ceil(20210 / 256))
+        decay_factor=0.5),
+    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.),
+    accumulative_counts=1,
+    clip_grad=dict(max_norm=1.0, norm_type=2))
+custom_hooks = []
