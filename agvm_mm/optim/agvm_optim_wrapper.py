@@ -70,6 +70,15 @@ class AGVMOptimWrapperMixin:
                 '(tools/dist_train.sh) or set optim_wrapper.'
                 'accumulative_counts to an even number >= 2.')
         self._rule = variance_rule(self.optimizer, self.agvm_cfg.rule)
+        if not isinstance(getattr(self.optimizer, 'param_groups', None),
+                          list) or 'ZeroRedundancy' in type(
+                              self.optimizer).__name__:
+            raise TypeError(
+                f'optim_wrapper.optimizer: AGVM scales learning rates per '
+                f'module by stepping each parameter group as sub-groups, '
+                f'which {type(self.optimizer).__name__} (sharded or without '
+                'a param_groups list) does not allow. Use a torch optimizer '
+                '(SGD, AdamW, TimmLARS, TimmLAMB, ...).')
         self._modules: List[str] = []
         self._module_of: Dict[int, int] = {}  # id(param) -> module index
         self._scales: Dict[str, float] = {}
@@ -114,6 +123,13 @@ class AGVMOptimWrapperMixin:
             for i, params in enumerate(parts.values()) for p in params
         }
         self._scales = {m: self._scales.get(m, 1.0) for m in self._modules}
+        print_log(
+            f'AGVM: modules {self._modules}, anchor {self.agvm_cfg.anchor!r}, '
+            f'{self._rule.upper()}-type variance rule for '
+            f'{type(self.optimizer).__name__}, two estimates from '
+            + (f'{self._world} processes' if self._world > 1 else
+               f'{self._accumulative_counts} accumulated micro-batches'),
+            'current')
         lr_mult = self.agvm_cfg.lr_mult or {}
         if set(lr_mult) - set(self._modules):
             raise ValueError(
@@ -309,11 +325,13 @@ class AGVMOptimWrapperMixin:
             return
         scales = torch.tensor([self._scales[m] for m in self._modules],
                               dtype=torch.float64)
-        phi, _, scales = compute_factors(
+        phi, valid, scales = compute_factors(
             stats, scales, self._modules.index(self.agvm_cfg.anchor),
             self.agvm_cfg.momentum, self.agvm_cfg.clamp, self.agvm_cfg.eps)
         self._scales = dict(zip(self._modules, scales.tolist()))
-        self._variances = dict(zip(self._modules, phi.tolist()))
+        # a module without a usable gradient this step keeps its last Phi
+        self._variances.update((m, float(v)) for m, v, ok in zip(
+            self._modules, phi.tolist(), valid.tolist()) if ok)
         self._agvm_steps += 1
 
 
