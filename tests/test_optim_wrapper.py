@@ -178,3 +178,28 @@ def test_two_processes_equal_one_process_with_accumulation(kind):
     assert ranks[0]['scales'] == ranks[1]['scales']
     assert all(torch.equal(p, q)
                for p, q in zip(ranks[0]['params'], ranks[1]['params']))
+
+
+@pytest.mark.parametrize('world', [3, 4])
+def test_odd_and_even_world_sizes(world):
+    """Ranks [0, W//2) against the rest (1 vs 2 ranks for W=3): identical
+    factors on every rank, equal to the reference; for W=4 also equal to
+    one process accumulating 4 micro-batches."""
+    data = batches(5, world)
+    agvm = dict(start_iter=0, interval=2)
+    ranks = run_ddp(world, RETINANET, 'AdamW', data, agvm)
+    ref = reference_run(RETINANET, 'AdamW', data, start=0, interval=2)
+    for r in ranks:
+        assert r['scales'] == ranks[0]['scales']  # bit-identical
+        assert r['variances'] == ranks[0]['variances']
+        assert all(torch.equal(p, q)
+                   for p, q in zip(r['params'], ranks[0]['params']))
+    assert ranks[0]['scales'] == pytest.approx(ref['scales'], rel=1e-6)
+    assert ranks[0]['variances'] == pytest.approx(
+        ref['history'][-1]['phi'], rel=1e-4)
+    for p, q in zip(ranks[0]['params'], ref['model'].parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    if world == 4:
+        _, wrapper, _ = run_wrapper(RETINANET, 'AdamW', data, agvm)
+        assert ranks[0]['scales'] == pytest.approx(wrapper.agvm_scales,
+                                                   rel=1e-6)
