@@ -98,6 +98,12 @@ def test_steps_outside_window_equal_optim_wrapper_bit_for_bit():
     assert wrapper.agvm_steps == 2
 
 
+def test_measure_only_mode_equals_optim_wrapper():
+    same, wrapper = _lockstep(dict(start_iter=0, interval=1, modulate=False))
+    assert all(same) and wrapper.agvm_steps == 6
+    assert any(s != 1.0 for s in wrapper.agvm_scales.values())
+
+
 def test_start_stop_interval():
     data = batches(12, 2)
     _, _, log = run_wrapper(RETINANET, 'SGD', data,

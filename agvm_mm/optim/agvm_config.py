@@ -30,6 +30,10 @@ class AGVMConfig:
         lr_mult (dict[str, float], optional): Per-module lr multipliers,
             applied by :class:`AGVMOptimWrapperConstructor`.
         eps (float): eps of the variance ratio.
+        modulate (bool): Apply the factors to the learning rates. False
+            only measures (Phi and s are still computed and logged), for
+            analysing a model's gradient variance without changing its
+            training.
     """
     interval: int = 10
     start_iter: Optional[int] = None
@@ -42,6 +46,7 @@ class AGVMConfig:
     rule: str = 'auto'
     lr_mult: Optional[Dict[str, float]] = None
     eps: float = 1e-6
+    modulate: bool = True
 
     @classmethod
     def build(cls, cfg: Optional[dict]) -> 'AGVMConfig':

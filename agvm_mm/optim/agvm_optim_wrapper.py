@@ -182,7 +182,8 @@ class AGVMOptimWrapperMixin:
         self._half_a = None
         clip = (nullcontext()
                 if self.agvm_cfg.clips(step) else self._no_clip())
-        if self.agvm_cfg.in_window(step) and self._modules:
+        if (self.agvm_cfg.modulate and self.agvm_cfg.in_window(step)
+                and self._modules):
             scales = [self._scales[m] for m in self._modules]
             modulate = scaled_lr(
                 self.optimizer, lambda p: scales[self._module_of[id(p)]]
