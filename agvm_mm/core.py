@@ -40,14 +40,19 @@ def gather_statistics(pairs: Sequence[Tuple[int, Tensor, Tensor]],
         num_modules (int): Number of modules.
 
     Returns:
-        Tensor: float64 of shape ``(num_modules, 3)``.
+        Tensor: float64 of shape ``(num_modules, 3)``, on the CPU.
     """
-    stats = torch.zeros(num_modules, 3, dtype=torch.float64)
+    stats = None
     for index, u_a, u_b in pairs:
-        a, b = u_a.detach().float(), u_b.detach().float()
-        row = torch.stack([(a * b).sum(), a.square().sum(), b.square().sum()])
-        stats[index] += row.double().cpu()
-    return stats
+        a, b = u_a.detach().float().flatten(), u_b.detach().float().flatten()
+        row = torch.stack([a @ b, a @ a, b @ b]).double()
+        if stats is None:  # accumulate on the gradients' device: one sync
+            stats = torch.zeros(num_modules, 3, dtype=torch.float64,
+                                device=row.device)
+        stats[index] += row
+    if stats is None:
+        return torch.zeros(num_modules, 3, dtype=torch.float64)
+    return stats.cpu()
 
 
 def compute_factors(stats: Tensor,
