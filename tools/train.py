@@ -4,17 +4,15 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os
 
-from mmengine.config import Config, DictAction
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
+from mmengine.config import Config
 
 import agvm_mm  # noqa: F401  registers AGVM's wrapper, constructor and hook
-from agvm_mm.utils.launch import enable_amp, enable_auto_scale_lr, prepare
+from agvm_mm.utils.launch import (build_runner, enable_amp,
+                                  enable_auto_scale_lr, parse_args, prepare)
 
 
-def parse_args() -> argparse.Namespace:
+def get_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a dense predictor')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
@@ -27,18 +25,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest '
                         'checkpoint in the work dir if none is given')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, key=value')
-    parser.add_argument('--launcher', default='none',
-                        choices=['none', 'pytorch', 'slurm', 'mpi'])
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return parse_args(parser)
 
 
 def main() -> None:
-    args = parse_args()
+    args = get_args()
     cfg = prepare(Config.fromfile(args.config), args)
     if args.amp:
         enable_amp(cfg)
@@ -48,9 +39,7 @@ def main() -> None:
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
-    runner = (Runner.from_cfg(cfg)
-              if 'runner_type' not in cfg else RUNNERS.build(cfg))
-    runner.train()
+    build_runner(cfg).train()
 
 
 if __name__ == '__main__':

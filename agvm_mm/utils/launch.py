@@ -1,5 +1,6 @@
 """What tools/train.py and tools/test.py share: config overrides and process
 group set-up that also works without a GPU (gloo)."""
+import argparse
 import logging
 import os
 import os.path as osp
@@ -8,7 +9,7 @@ from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 
 AMP_TYPES = {
@@ -122,3 +123,23 @@ def prepare(cfg: Config, args) -> Config:
     adapt_to_cpu(cfg)
     init_cpu_dist(args.launcher)
     return cfg
+
+
+def parse_args(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """Add the options train and test share, parse, export LOCAL_RANK."""
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config settings, key=value')
+    parser.add_argument('--launcher', default='none',
+                        choices=['none', 'pytorch', 'slurm', 'mpi'])
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args()
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_runner(cfg: Config):
+    """mmengine's Runner, or the config's own ``runner_type``."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+    return (Runner.from_cfg(cfg)
+            if 'runner_type' not in cfg else RUNNERS.build(cfg))
