@@ -1,3 +1,4 @@
 from .agvm_hook import AGVMHook
+from .divergence_hook import DivergenceHook
 
-__all__ = ['AGVMHook']
+__all__ = ['AGVMHook', 'DivergenceHook']

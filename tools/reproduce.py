@@ -1,0 +1,157 @@
+"""Reproduce a grid of the AGVM paper's tables with one command.
+
+Cluster (the paper's configs, configs/<family>/, one launch per cell):
+    python tools/reproduce.py --families retinanet faster_rcnn \\
+        --batches 32 256 512 --optims sgd agvm lamb \\
+        --launcher slurm --partition PART [--dry-run]
+    python tools/reproduce.py ... --launcher pytorch     # tools/dist_train.sh
+
+Local (a miniature grid on the shapes data, one process, configs/shapes/):
+    python tools/reproduce.py --local --families retinanet \\
+        --batches 16 32 64 --optims sgd agvm lamb [--epochs 2]
+
+Each cell trains into work_dirs/reproduce/<family>/<optim>-b<B>; finished
+cells are skipped unless --force. The table (results.md), the numbers
+(results.json) and the plot (results.png) are written into --out-dir from
+the runs' own logs. Diverged runs are stopped by DivergenceHook and shown
+as NaN.
+"""
+import argparse
+import os.path as osp
+import shlex
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from agvm_mm import reproduce as R  # noqa: E402
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n', 1)[1])
+    grid = parser.add_argument_group('grid')
+    grid.add_argument('--families', nargs='+', default=['retinanet'],
+                      help=f'any of {sorted(R.FAMILIES)}')
+    grid.add_argument('--batches', nargs='+', type=int, required=True,
+                      help='global batch sizes')
+    grid.add_argument('--optims', nargs='+', default=['sgd', 'agvm'],
+                      help=f'any of {list(R.OPTIMS)}')
+    mode = parser.add_argument_group('mode')
+    mode.add_argument('--local', action='store_true',
+                      help='miniature grid on the shapes data (one process)')
+    mode.add_argument('--launcher', choices=['slurm', 'pytorch'],
+                      help='cluster mode: tools/slurm_train.sh or '
+                      'tools/dist_train.sh with the G of each config name')
+    cluster = parser.add_argument_group('cluster mode')
+    cluster.add_argument('--partition', help='slurm partition (default: '
+                         '$PARTITION)')
+    cluster.add_argument('--job-name', help='slurm job name prefix '
+                         '(default: $JOB, else "agvm")')
+    cluster.add_argument('--gpus-per-node', type=int, default=8)
+    cluster.add_argument('--model', help='substring of the model part of the '
+                         'config name where a cell has several (e.g. swin)')
+    local = parser.add_argument_group('local mode')
+    local.add_argument('--batch-per-proc', type=int,
+                       help='images per micro-batch (default: the shapes '
+                       "config's); accumulation = batch / this")
+    local.add_argument('--epochs', type=float,
+                       help="epochs for every batch size (default: the "
+                       "shapes config's on this data)")
+    local.add_argument('--lr-scaling', choices=['sqrt', 'linear'],
+                       default='sqrt')
+    local.add_argument('--base-lr', nargs='+', default=[], metavar='OPT=LR',
+                       help="lr at the shapes config's batch, per optimizer "
+                       '(default: its SGD lr; Adam family 1e-4*sqrt(B0/16))')
+    local.add_argument('--num-train', type=int, default=400,
+                       help='images to generate if data/shapes is missing')
+    local.add_argument('--num-val', type=int, default=100)
+    common = parser.add_argument_group('common')
+    common.add_argument('--work-root', default='work_dirs/reproduce')
+    common.add_argument('--out-dir', help='table and plot (default: '
+                        '--work-root)')
+    common.add_argument('--dry-run', action='store_true',
+                        help='write the cell configs, print the commands, '
+                        'launch nothing')
+    common.add_argument('--force', action='store_true',
+                        help='re-run finished cells (the old work dir is '
+                        'moved to <dir>.old-<time>)')
+    common.add_argument('--verbose', action='store_true',
+                        help="stream the trainings' own log lines")
+    common.add_argument('--timeout', type=float,
+                        help='seconds per cell before it is killed')
+    common.add_argument('--max-loss', type=float,
+                        help='local mode: a finite loss above this also '
+                        'counts as diverged')
+    common.add_argument('--no-divergence-hook', action='store_true')
+    common.add_argument('--train-args', default='',
+                        help='extra tools/train.py options, one string')
+    common.add_argument('--report-only', action='store_true',
+                        help='only (re)write the table and plot')
+    args = parser.parse_args(argv)
+    if args.local == bool(args.launcher):
+        parser.error('choose one mode: --local or --launcher slurm|pytorch')
+    try:
+        args.families = [R.normalize_family(f) for f in args.families]
+        args.optims = [R.normalize_optim(o) for o in args.optims]
+        args.base_lr = {R.normalize_optim(k): float(v) for k, v in
+                        (item.split('=', 1) for item in args.base_lr)}
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    train_args = shlex.split(args.train_args)
+    if args.local:
+        if not args.dry_run and not args.report_only:
+            ensure_data(args)
+        cells = R.plan_local(
+            args.families, args.batches, args.optims, args.work_root,
+            args.batch_per_proc, args.epochs, args.lr_scaling, args.base_lr,
+            divergence_hook=not args.no_divergence_hook,
+            max_loss=args.max_loss, train_args=train_args)
+    else:
+        try:
+            cells = R.plan_cluster(
+                args.families, args.batches, args.optims, args.launcher,
+                args.work_root, args.partition, args.job_name,
+                args.gpus_per_node, args.model,
+                divergence_hook=not args.no_divergence_hook,
+                train_args=train_args)
+        except ValueError as error:
+            print(f'tools/reproduce.py: {error}', file=sys.stderr)
+            return 2
+    if not args.report_only:
+        try:
+            R.run_grid(cells, dry_run=args.dry_run, force=args.force,
+                       verbose=args.verbose, timeout=args.timeout)
+        except KeyboardInterrupt:
+            print('[reproduce] interrupted: run the same command again to '
+                  'continue (finished cells are skipped)', flush=True)
+            return 130
+    if args.dry_run:
+        return 0
+    paths = R.write_report(cells, args.out_dir or args.work_root)
+    with open(paths['markdown']) as f:
+        print('\n' + f.read())
+    print(f'[reproduce] table: {paths["markdown"]}\n[reproduce] numbers: '
+          f'{paths["json"]}\n[reproduce] plot: {paths["png"]}')
+    return 0
+
+
+def ensure_data(args) -> None:
+    """Generate the shapes data where the shapes configs expect it
+    (data/shapes under the current directory) if it is missing."""
+    from agvm_mm.datasets import generate_shapes
+    if R.data_size('data/shapes/') is None:
+        print('[reproduce] generating the shapes data in data/shapes',
+              flush=True)
+        generate_shapes('data/shapes', args.num_train, args.num_val)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
