@@ -36,7 +36,8 @@ train_dataloader = dict(
     batch_size=2,
     num_workers=0,
     persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
+    sampler=dict(type='InfiniteSampler', shuffle=True),  # iteration-based
+    # training: no restart pause at the end of each pass
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
