@@ -17,21 +17,24 @@ model = dict(
         frozen_stages=-1,
         norm_eval=False,
         init_cfg=None),  # random init: nothing is downloaded
-    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
+    # FPN from stride 4 and 12 px base anchors: objects are 8-64 px
+    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64, start_level=0,
+              add_extra_convs='on_output'),
     bbox_head=dict(
         num_classes=6,
         in_channels=64,
         feat_channels=64,
         stacked_convs=2,
-        anchor_generator=dict(octave_base_scale=2)),
+        anchor_generator=dict(octave_base_scale=3,
+                              strides=[4, 8, 16, 32, 64])),
     test_cfg=dict(max_per_img=50))
 
 train_dataloader = dict(batch_size=8)
 val_dataloader = dict(batch_size=8)
 test_dataloader = val_dataloader
 
-max_iters = 1200  # micro-batches; 600 optimizer steps
-warmup_iters = 100
+max_iters = 2000  # micro-batches; 1000 optimizer steps
+warmup_iters = 200
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
@@ -39,7 +42,7 @@ test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
     type='AGVMOptimWrapper',
-    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
+    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=1e-4),
     accumulative_counts=2,
     clip_grad=dict(max_norm=10.0),
     agvm=dict(interval=10, start_iter=None))  # None: AGVMHook starts it
@@ -48,14 +51,14 @@ param_scheduler = [
     dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
          end=warmup_iters),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1)
+         milestones=[1500, 1800], gamma=0.1)
 ]
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 custom_hooks = [dict(type='AGVMHook')]
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400,
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500,
                     max_keep_ckpts=2),
     visualization=dict(type='DetVisualizationHook'))
 log_processor = dict(by_epoch=False, window_size=20)
