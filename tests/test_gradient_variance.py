@@ -75,20 +75,24 @@ def test_plan_cells():
 
 
 def test_cell_config_modulation_schedule_and_lr():
-    cfg = Config.fromfile(CONFIG)  # warm-up 100 iterations at 2 micro-batches
+    cfg = Config.fromfile(CONFIG)
+    warmup = cfg.param_scheduler[0].end  # runner iterations at 2 micro-batches
+    milestones = cfg.param_scheduler[1].milestones
+    base_lr = cfg.optim_wrapper.optimizer.lr
     cell = Cell(64, 1, 8, 8)
     plain = make_cell_config(cfg, cell, steps=5)
     assert plain.optim_wrapper.agvm.modulate is False
-    assert plain.param_scheduler[0].end == 400  # still 50 optimizer steps
-    assert plain.param_scheduler[1].milestones == [3600, 4320]
+    # the same optimizer steps at 8 micro-batches per step
+    assert plain.param_scheduler[0].end == warmup * 4
+    assert plain.param_scheduler[1].milestones == [m * 4 for m in milestones]
     assert plain.val_cfg is None and plain.default_hooks.checkpoint is None
     hooks = [h['type'] for h in plain.custom_hooks]
     assert hooks.count('AGVMHook') == 1 and 'GradientVarianceHook' in hooks
     agvm = make_cell_config(cfg, cell, steps=5, agvm=True, schedule='iters',
                             lr_scaling='sqrt', base_batch=16)
     assert agvm.optim_wrapper.agvm.modulate is True
-    assert agvm.param_scheduler[0].end == 100
-    assert agvm.optim_wrapper.optimizer.lr == pytest.approx(0.04 * 2)
+    assert agvm.param_scheduler[0].end == warmup
+    assert agvm.optim_wrapper.optimizer.lr == pytest.approx(base_lr * 2)
     assert make_cell_config(cfg, cell, 5,
                             schedule='constant').param_scheduler is None
 

@@ -52,7 +52,8 @@ def test_single_process_matches_reference(names, kind, micro, grouping):
     assert wrapper.agvm_modules == list(names)
     assert wrapper.agvm_steps == len(ref['history']) == 4
     last = ref['history'][-1]
-    assert wrapper.agvm_variances == pytest.approx(last['phi'], rel=1e-4)
+    assert wrapper.agvm_variances == pytest.approx(last['phi'], rel=1e-4,
+                                                   abs=1e-6)
     assert wrapper.agvm_scales == pytest.approx(ref['scales'], rel=1e-6)
     assert any(abs(s - 1) > 1e-4 for s in wrapper.agvm_scales.values())
     for p, q in zip(model.parameters(), ref['model'].parameters()):
@@ -176,8 +177,9 @@ def test_two_processes_equal_one_process_with_accumulation(kind):
     for r in ranks:
         assert r['steps'] == wrapper.agvm_steps == 3
         assert r['scales'] == pytest.approx(wrapper.agvm_scales, rel=1e-6)
+        # 1 - cos of nearly equal halves loses relative precision: abs too
         assert r['variances'] == pytest.approx(wrapper.agvm_variances,
-                                               rel=1e-4)
+                                               rel=1e-4, abs=1e-6)
         for p, q in zip(r['params'], model.parameters()):
             torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     # every rank holds identical factors and parameters
@@ -202,7 +204,7 @@ def test_odd_and_even_world_sizes(world):
                    for p, q in zip(r['params'], ranks[0]['params']))
     assert ranks[0]['scales'] == pytest.approx(ref['scales'], rel=1e-6)
     assert ranks[0]['variances'] == pytest.approx(
-        ref['history'][-1]['phi'], rel=1e-4)
+        ref['history'][-1]['phi'], rel=1e-4, abs=1e-6)
     for p, q in zip(ranks[0]['params'], ref['model'].parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
     if world == 4:
