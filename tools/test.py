@@ -9,7 +9,8 @@ from mmengine.config import Config
 from mmengine.dist import get_rank
 
 import agvm_mm  # noqa: F401
-from agvm_mm.utils.launch import build_runner, parse_args, prepare
+from agvm_mm.utils.launch import (build_runner, parse_args, prepare,
+                                  shutdown)
 
 
 def get_args() -> argparse.Namespace:
@@ -26,7 +27,9 @@ def main() -> None:
     cfg.load_from = args.checkpoint
     metrics = build_runner(cfg).test()
     if get_rank() == 0:  # the last line printed: the metrics as a dict
-        print({k: round(float(v), 4) for k, v in metrics.items()})
+        print({k: round(float(v), 4) for k, v in metrics.items()},
+              flush=True)
+    shutdown()
 
 
 if __name__ == '__main__':

@@ -9,7 +9,8 @@ from mmengine.config import Config
 
 import agvm_mm  # noqa: F401  registers AGVM's wrapper, constructor and hook
 from agvm_mm.utils.launch import (build_runner, enable_amp,
-                                  enable_auto_scale_lr, parse_args, prepare)
+                                  enable_auto_scale_lr, parse_args, prepare,
+                                  shutdown)
 
 
 def get_args() -> argparse.Namespace:
@@ -40,6 +41,7 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     build_runner(cfg).train()
+    shutdown()
 
 
 if __name__ == '__main__':

@@ -143,3 +143,11 @@ def build_runner(cfg: Config):
     from mmengine.runner import Runner
     return (Runner.from_cfg(cfg)
             if 'runner_type' not in cfg else RUNNERS.build(cfg))
+
+
+def shutdown() -> None:
+    """Destroy the process group before exit: gloo's threads left running at
+    interpreter exit can abort the process after the job has finished."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
