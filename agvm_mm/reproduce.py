@@ -5,14 +5,15 @@ optimizers) and write the table and the plot from the runs' own logs.
 
 * :func:`plan_cluster` / :func:`plan_local` turn a grid into :class:`Cell`
   objects (config, work dir, command, or the reason a cell cannot run),
-* :func:`run_grid` launches them one after the other (skipping finished
-  cells, reporting progress),
+* :func:`run_grid` launches them, one at a time or ``jobs`` at once
+  (skipping finished cells, reporting progress),
 * :func:`read_cell_result` reads a cell's metrics back from its work dir
   (mmengine's json log, else its text log) or its ``diverged.json``,
 * :func:`write_report` writes ``results.md`` (one table per family in the
   paper's layout), ``results.json`` and ``results.png``.
 """
 import glob
+import hashlib
 import json
 import math
 import os
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -93,6 +95,41 @@ def normalize_optim(name: str) -> str:
     return key
 
 
+def parse_batches(specs: Sequence[str], optims: Sequence[str]
+                  ) -> Tuple[List[int], Dict[int, Tuple[str, ...]]]:
+    """``--batches`` items: ``B`` runs every optimizer, ``B:OPT,OPT`` only
+    those (e.g. ``32:sgd`` for the small-batch reference row). Returns the
+    batch sizes and ``{B: optimizers}`` for the restricted ones."""
+    batches, only = [], {}
+    for spec in specs:
+        head, _, tail = str(spec).partition(':')
+        try:
+            batch = int(head)
+        except ValueError:
+            raise ValueError(f'--batches: {spec!r} is not B or B:OPT,OPT '
+                             '(e.g. 256 or 32:sgd,agvm)') from None
+        if batch < 1:
+            raise ValueError(f'--batches: batch {batch} must be >= 1')
+        if tail:
+            names = tuple(normalize_optim(o) for o in tail.split(',') if o)
+            missing = [o for o in names if o not in optims]
+            if missing:
+                raise ValueError(f'--batches {spec}: {missing} not in '
+                                 f'--optims {list(optims)}')
+            only[batch] = names
+        if batch not in batches:
+            batches.append(batch)
+    return batches, only
+
+
+def restrict_cells(cells: Sequence['Cell'],
+                   only: Dict[int, Tuple[str, ...]]) -> List['Cell']:
+    """Drop the cells of a restricted batch (:func:`parse_batches`) whose
+    optimizer is not among its own."""
+    return [c for c in cells if c.batch not in only or c.optim in
+            only[c.batch]]
+
+
 # --------------------------------------------------------------------------
 # cells
 @dataclass
@@ -108,10 +145,19 @@ class Cell:
     config_text: Optional[str] = None  # generated wrapper config
     info: Dict[str, object] = field(default_factory=dict)
     reason: Optional[str] = None  # set: the cell cannot run
+    local: bool = False  # one process of tools/train.py (may pick a GPU)
 
     @property
     def name(self) -> str:
         return f'{self.family} {self.optim} b{self.batch}'
+
+    def fingerprint(self) -> str:
+        """What the cell trains (generated config, arguments, environment;
+        not the Python executable): a finished cell whose fingerprint
+        differs ran with other settings and is run again."""
+        text = '\n'.join([self.config_text or '', shlex.join(self.argv[1:]),
+                          json.dumps(self.env, sort_keys=True)])
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
 
     def command_line(self) -> str:
         env = ' '.join(f'{k}={shlex.quote(str(v))}'
@@ -446,7 +492,8 @@ def plan_local(families: Sequence[str], batches: Sequence[int],
             path = osp.join(shapes_root, f'{fam.shapes}_{kind}.py')
             for batch in batches:
                 cell = Cell(family, optim, batch,
-                            cell_work_dir(work_root, family, optim, batch))
+                            cell_work_dir(work_root, family, optim, batch),
+                            local=True)
                 cells.append(cell)
                 if not osp.exists(path):
                     cell.reason = (f'no shapes config '
@@ -559,7 +606,8 @@ def _plan_local_cell(cell: Cell, path: str, recipe: LocalRecipe,
 # reading results back
 @dataclass
 class CellResult:
-    status: str  # 'done', 'diverged', 'failed', 'running', 'not run'
+    status: str  # 'done', 'diverged', 'failed', 'running', 'not run',
+    # 'stale' (ran with other settings)
     values: Dict[str, float] = field(default_factory=dict)  # log units
     source: Optional[str] = None  # file the values were read from
     reason: Optional[str] = None
@@ -628,6 +676,18 @@ def _logged_error(work_dir: str) -> str:
     return f' (logged: {message[:160]})'
 
 
+NO_DETECTIONS = 'The testing results of the whole dataset is empty'
+
+
+def _logged_no_detections(work_dir: str) -> bool:
+    """Whether mmdet's CocoMetric found no detections at all in the run."""
+    path = osp.join(work_dir, TRAIN_LOG)
+    if not osp.exists(path):
+        return False
+    with open(path, errors='replace') as f:
+        return any(NO_DETECTIONS in line for line in f)
+
+
 def read_state(work_dir: str) -> Optional[dict]:
     path = osp.join(work_dir, STATE_FILE)
     if not osp.exists(path):
@@ -649,6 +709,11 @@ def read_cell_result(cell: Cell) -> CellResult:
     metrics (only after the tool saw the training exit normally), else why
     there is no number."""
     metric_keys = [m.key for m in FAMILIES[cell.family].metrics]
+    state = read_state(cell.work_dir)
+    if state and not cell.reason and state.get('fingerprint') not in (
+            None, cell.fingerprint()):
+        return CellResult('stale', reason='ran with other settings than '
+                          'this grid asks for (rerun to replace it)')
     marker = osp.join(cell.work_dir, DIVERGED_MARKER)
     if osp.exists(marker):
         with open(marker) as f:
@@ -658,11 +723,17 @@ def read_cell_result(cell: Cell) -> CellResult:
             f'({info.get("reason")}, loss {info.get("loss")})'))
     if cell.reason:
         return CellResult('not run', reason=cell.reason)
-    state = read_state(cell.work_dir)
     if state is None:
         return CellResult('not run', reason='not run')
     if state.get('status') == 'done':
         values, source = read_metrics(cell.work_dir, metric_keys)
+        coco_keys = [k for k in metric_keys if k.startswith('coco/')]
+        if not values and coco_keys and _logged_no_detections(cell.work_dir):
+            # mmdet's CocoMetric logs an error and returns no metric when a
+            # model predicts nothing at all: that is an mAP of 0
+            return CellResult('done', {k: 0.0 for k in coco_keys},
+                              osp.join(cell.work_dir, TRAIN_LOG),
+                              reason='no detections on the whole val set')
         if not values:
             return CellResult('failed', reason='training ended but no final '
                               f'metric {metric_keys} in its logs' +
@@ -704,12 +775,20 @@ def _error_reason(log_lines: Sequence[str], returncode: int,
     return f'exit code {returncode} (log: {log_path})'
 
 
+# Children of run_cell still running: killed together when the grid is
+# interrupted (Ctrl-C reaches the main thread, not the job threads).
+_LIVE: Dict[int, subprocess.Popen] = {}
+_LIVE_LOCK = threading.Lock()
+_STOPPING = threading.Event()
+
+
 def run_cell(cell: Cell, verbose: bool = False, timeout: Optional[float]
-             = None, cwd: str = '.', echo: Callable[[str], None] = None
-             ) -> CellResult:
+             = None, cwd: str = '.', echo: Callable[[str], None] = None,
+             extra_env: Optional[Dict[str, str]] = None) -> CellResult:
     """Train one cell as a subprocess (its output into
     ``<work_dir>/reproduce_train.log``, streamed with ``verbose``) and read
-    its result back."""
+    its result back. ``extra_env``: variables for this run only (the job
+    slot's threads or GPU, see :func:`run_grid`)."""
     echo = echo or _echo
     prepare_cell(cell)
     marker = osp.join(cell.work_dir, DIVERGED_MARKER)
@@ -720,10 +799,15 @@ def run_cell(cell: Cell, verbose: bool = False, timeout: Optional[float]
             '--resume' not in argv:
         argv.append('--resume')  # continue an interrupted cell
     started = time.time()
-    write_state(cell.work_dir, status='running', command=cell.command_line(),
-                config=cell.config, source_config=cell.source_config,
-                info=cell.info, started=started)
-    env = dict(os.environ, **cell.env)
+
+    def state(**fields) -> None:
+        write_state(cell.work_dir, fingerprint=cell.fingerprint(),
+                    command=cell.command_line(), info=cell.info,
+                    started=started, **fields)
+
+    state(status='running', config=cell.config,
+          source_config=cell.source_config)
+    env = dict(os.environ, **cell.env, **(extra_env or {}))
     env['PYTHONPATH'] = ROOT + (os.pathsep + env['PYTHONPATH']
                                 if env.get('PYTHONPATH') else '')
     env['PYTHONUNBUFFERED'] = '1'
@@ -734,6 +818,8 @@ def run_cell(cell: Cell, verbose: bool = False, timeout: Optional[float]
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True,
                                 errors='replace')
+        with _LIVE_LOCK:
+            _LIVE[proc.pid] = proc
 
         def pump() -> None:
             for line in proc.stdout:
@@ -741,7 +827,7 @@ def run_cell(cell: Cell, verbose: bool = False, timeout: Optional[float]
                 tail.append(line)
                 del tail[:-200]
                 if verbose:
-                    echo('    | ' + line.rstrip('\n'))
+                    echo(f'    {cell.name} | ' + line.rstrip('\n'))
 
         reader = threading.Thread(target=pump, daemon=True)
         reader.start()
@@ -751,28 +837,27 @@ def run_cell(cell: Cell, verbose: bool = False, timeout: Optional[float]
             proc.kill()
             proc.wait()
             reader.join(5)
-            write_state(cell.work_dir, status='failed',
-                        reason=f'timed out after {timeout:g} s (log: '
-                        f'{log_path})', started=started,
-                        seconds=time.time() - started, info=cell.info)
+            state(status='failed', reason=f'timed out after {timeout:g} s '
+                  f'(log: {log_path})', seconds=time.time() - started)
             return read_cell_result(cell)
         except BaseException:  # Ctrl-C: stop the child, keep the state
             proc.kill()
             proc.wait()
-            write_state(cell.work_dir, status='failed', reason='interrupted',
-                        started=started, info=cell.info)
+            state(status='failed', reason='interrupted')
             raise
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.pop(proc.pid, None)
         reader.join(30)
     finished = time.time()
-    if returncode == 0:
-        write_state(cell.work_dir, status='done', started=started,
-                    finished=finished, seconds=finished - started,
-                    command=cell.command_line(), info=cell.info)
+    if _STOPPING.is_set() and returncode != 0:
+        state(status='failed', reason='interrupted')
+    elif returncode == 0:
+        state(status='done', finished=finished, seconds=finished - started)
     else:
-        write_state(cell.work_dir, status='failed', returncode=returncode,
-                    reason=_error_reason(tail, returncode, log_path),
-                    started=started, finished=finished,
-                    seconds=finished - started, info=cell.info)
+        state(status='failed', returncode=returncode,
+              reason=_error_reason(tail, returncode, log_path),
+              finished=finished, seconds=finished - started)
     return read_cell_result(cell)
 
 
@@ -791,13 +876,43 @@ def _describe(cell: Cell, result: CellResult) -> str:
     return f'{result.status}: {result.reason}'
 
 
+def slot_env(slot: int, jobs: int, cell: Cell,
+             gpus: Optional[int] = None) -> Dict[str, str]:
+    """Environment of job slot ``slot`` when ``jobs`` cells run at once:
+    the CPU threads split between the slots (unless ``OMP_NUM_THREADS`` is
+    set) and, for local cells on a machine with several GPUs, one GPU per
+    slot (unless ``CUDA_VISIBLE_DEVICES`` is set). Cluster cells pick their
+    own GPUs."""
+    env: Dict[str, str] = {}
+    if jobs <= 1:
+        return env
+    if 'OMP_NUM_THREADS' not in os.environ:
+        env['OMP_NUM_THREADS'] = str(max(1, (os.cpu_count() or 1) // jobs))
+    if cell.local and gpus and gpus > 1 and \
+            'CUDA_VISIBLE_DEVICES' not in os.environ:
+        env['CUDA_VISIBLE_DEVICES'] = str(slot % gpus)
+    return env
+
+
+def _gpu_count() -> int:
+    try:
+        import torch
+        return torch.cuda.device_count()
+    except Exception:  # no torch here: cells run elsewhere
+        return 0
+
+
 def run_grid(cells: Sequence[Cell], dry_run: bool = False,
              force: bool = False, verbose: bool = False,
              timeout: Optional[float] = None, cwd: str = '.',
-             echo: Callable[[str], None] = None) -> None:
-    """Run every runnable cell in order, one progress line per cell start
-    and end (elapsed time and ETA)."""
+             echo: Callable[[str], None] = None, jobs: int = 1) -> None:
+    """Run every runnable cell, ``jobs`` at a time (in grid order; each
+    slot gets its share of the CPU threads and, on several GPUs, its own
+    GPU: :func:`slot_env`), with one progress line per cell start and end
+    (elapsed time and ETA)."""
     echo = echo or _echo
+    if jobs < 1:
+        raise ValueError(f'jobs must be >= 1, not {jobs}')
     todo = [c for c in cells if not c.reason]
     for cell in cells:
         if cell.reason:
@@ -810,36 +925,79 @@ def run_grid(cells: Sequence[Cell], dry_run: bool = False,
                  f' -> {cell.work_dir}')
             echo(cell.command_line())
         return
-    start = time.time()
-    durations: List[float] = []
     total = len(todo)
+    pending = []
     for index, cell in enumerate(todo, 1):
         tag = f'[reproduce {index}/{total}] {cell.name}'
-        if force and osp.isdir(cell.work_dir) and (
+        stale = read_cell_result(cell).status == 'stale'
+        if (force or stale) and osp.isdir(cell.work_dir) and (
                 read_state(cell.work_dir) or osp.exists(
                     osp.join(cell.work_dir, DIVERGED_MARKER))):
             backup = cell.work_dir.rstrip('/') + time.strftime(
                 '.old-%Y%m%d_%H%M%S')
             shutil.move(cell.work_dir, backup)
-            echo(f'{tag}: --force, previous run moved to {backup}')
+            why = 'settings changed' if stale else '--force'
+            echo(f'{tag}: {why}, previous run moved to {backup}')
         elif is_finished(cell):
             echo(f'{tag}: already finished, skipped ('
                  f'{_describe(cell, read_cell_result(cell))})')
             continue
-        left = total - index + 1
-        eta = (sum(durations) / len(durations) * left) if durations else None
-        details = ', '.join(f'{k}={v:.4g}' if isinstance(v, float) else
-                            f'{k}={v}' for k, v in cell.info.items()
-                            if k in ('G', 'accumulation', 'iters', 'lr'))
-        echo(f'{tag}: start ({details}) | elapsed '
-             f'{_fmt_time(time.time() - start)} | ETA {_fmt_time(eta)}')
+        pending.append((tag, cell))
+    if not pending:
+        return
+    jobs = min(jobs, len(pending))
+    gpus = _gpu_count() if jobs > 1 and any(c.local for _, c in pending) \
+        else 0
+    start = time.time()
+    durations: List[float] = []
+    slots = list(range(jobs))
+    lock = threading.Lock()
+
+    def eta() -> str:
+        left = len(pending) - len(durations)
+        return _fmt_time(sum(durations) / len(durations) * left / jobs
+                         if durations else None)
+
+    def run_one(tag: str, cell: Cell) -> None:
+        with lock:
+            slot = slots.pop(0)
+            env = slot_env(slot, jobs, cell, gpus)
+            details = ', '.join(
+                f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                for k, v in cell.info.items()
+                if k in ('G', 'accumulation', 'iters', 'lr'))
+            where = ''.join(f', {k}={v}' for k, v in env.items())
+            echo(f'{tag}: start ({details}{where}) | elapsed '
+                 f'{_fmt_time(time.time() - start)} | ETA {eta()}')
         t0 = time.time()
-        result = run_cell(cell, verbose, timeout, cwd, echo)
-        durations.append(time.time() - t0)
-        eta = sum(durations) / len(durations) * (total - index)
-        echo(f'{tag}: {_describe(cell, result)} in '
-             f'{_fmt_time(durations[-1])} | elapsed '
-             f'{_fmt_time(time.time() - start)} | ETA {_fmt_time(eta)}')
+        try:
+            result = run_cell(cell, verbose, timeout, cwd, echo, env)
+        finally:
+            with lock:
+                slots.append(slot)
+        with lock:
+            durations.append(time.time() - t0)
+            echo(f'{tag}: {_describe(cell, result)} in '
+                 f'{_fmt_time(durations[-1])} | elapsed '
+                 f'{_fmt_time(time.time() - start)} | ETA {eta()}')
+
+    _STOPPING.clear()
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = []
+    try:
+        futures = [pool.submit(run_one, tag, cell) for tag, cell in pending]
+        for future in futures:
+            future.result()
+    except BaseException:  # Ctrl-C or a job's error: stop every child
+        _STOPPING.set()
+        for future in futures:
+            future.cancel()
+        with _LIVE_LOCK:
+            for proc in _LIVE.values():
+                proc.kill()
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------
@@ -856,6 +1014,20 @@ def format_value(result: CellResult, metric: Metric) -> str:
     if not math.isfinite(value):
         return 'NaN'
     return f'{value:.1f}' if metric.scale == 100.0 else f'{value:.2f}'
+
+
+def describe_settings(cell: Cell) -> str:
+    """One line with what a local cell trained: batch layout, steps, epochs,
+    lr and warm-up ('' for cells without them, e.g. cluster cells)."""
+    info = cell.info
+    if 'steps' not in info:
+        return ''
+    text = (f"1 x {info['batch_per_proc']} x {info['accumulation']}, "
+            f"{info['steps']} steps ({info['epochs']:g} epochs of "
+            f"{info['data_size']} images), lr {info['lr']:.4g}")
+    if info.get('warmup_iters'):
+        text += f", warm-up {info['warmup_iters']} iterations"
+    return text
 
 
 def _ordered(values: Sequence) -> List:
@@ -888,15 +1060,25 @@ def build_report(cells: Sequence[Cell]) -> Tuple[str, dict]:
                 lines.append(f'| {OPTIM_TITLES[optim]} | ' +
                              ' | '.join(row) + ' |')
             lines.append('')
-        notes = []
+        notes, zeros = [], []
         for cell in fcells:
             result = results[id(cell)]
             if result.status != 'done':
                 notes.append(f'* {cell.optim} b{cell.batch}: '
                              f'{"NaN" if result.status == "diverged" else DASH}'
                              f' {result.reason}')
+            elif result.reason:
+                zeros.append(f'* {cell.optim} b{cell.batch}: '
+                             f'{result.reason}')
         if notes:
             lines += ['Cells without a number:', ''] + notes + ['']
+        if zeros:
+            lines += ['Scored 0 (COCO metrics of an empty result):', ''] + \
+                zeros + ['']
+        settings = [f'* {c.optim} b{c.batch}: {describe_settings(c)}'
+                    for c in fcells if describe_settings(c)]
+        if settings:
+            lines += ['Settings:', ''] + settings + ['']
         sources = [f'* {c.optim} b{c.batch}: `{results[id(c)].source}`'
                    for c in fcells if results[id(c)].status == 'done']
         if sources:

@@ -248,6 +248,42 @@ def test_cluster_dry_run_pytorch(tmp_path, capsys):
                 os.environ['PARTITION'] = env
 
 
+def test_batch_specs_restrict_the_grid(tmp_path):
+    """``32:sgd`` runs only SGD at 32 (the reference row); the others run
+    every optimizer; bad specs name the option and the fix."""
+    batches, only = R.parse_batches(['32:sgd', '256', '512:SGD,pmdlamb'],
+                                    ['sgd', 'agvm', 'pmd-lamb'])
+    assert batches == [32, 256, 512]
+    assert only == {32: ('sgd', ), 512: ('sgd', 'pmd-lamb')}
+    cells = R.plan_cluster(['faster_rcnn'], batches, ['sgd', 'agvm',
+                                                      'pmd-lamb'],
+                           'pytorch', work_root=str(tmp_path))
+    kept = {(c.optim, c.batch) for c in R.restrict_cells(cells, only)}
+    assert kept == {('sgd', 32), ('sgd', 256), ('agvm', 256),
+                    ('pmd-lamb', 256), ('sgd', 512), ('pmd-lamb', 512)}
+    for specs, words in ((['32:lamb'], "not in --optims ['sgd']"),
+                         (['b32'], 'B or B:OPT,OPT'), (['0'], '>= 1'),
+                         (['32:foo'], 'unknown optimizer')):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            R.parse_batches(specs, ['sgd'])
+
+
+def test_slot_env_splits_threads_and_gpus(monkeypatch):
+    monkeypatch.delenv('OMP_NUM_THREADS', raising=False)
+    monkeypatch.delenv('CUDA_VISIBLE_DEVICES', raising=False)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 16)
+    local = R.Cell('retinanet', 'sgd', 32, 'w', local=True)
+    cluster = R.Cell('retinanet', 'sgd', 32, 'w')
+    assert R.slot_env(0, 1, local, gpus=8) == {}  # one job: as it is
+    assert R.slot_env(5, 4, local, gpus=0) == {'OMP_NUM_THREADS': '4'}
+    assert R.slot_env(5, 4, local, gpus=4) == {
+        'OMP_NUM_THREADS': '4', 'CUDA_VISIBLE_DEVICES': '1'}
+    assert R.slot_env(1, 2, cluster, gpus=8) == {'OMP_NUM_THREADS': '8'}
+    monkeypatch.setenv('OMP_NUM_THREADS', '2')  # the user's choice wins
+    monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')
+    assert R.slot_env(1, 2, local, gpus=8) == {}
+
+
 # --------------------------------------------------------------------------
 # local mode: a 2 x 2 grid on the shapes data
 def _logged_metric(work_dir, key):
@@ -278,13 +314,20 @@ def test_local_grid(shapes_cwd, tmp_path):
     work_root = str(tmp_path / 'grid')
     args = [TOOL, '--local', '--families', 'retinanet', '--batches', '4',
             '8', '--optims', 'sgd', 'agvm', '--batch-per-proc', '2',
-            '--epochs', '1', '--work-root', work_root,
+            '--epochs', '1', '--work-root', work_root, '--jobs', '2',
             # untrained RetinaNet scores stay below the default 0.05: keep
             # every box so that COCO evaluation has detections to score
             '--train-args=--cfg-options model.test_cfg.score_thr=0.0']
     out = run_tool(args, cwd=str(shapes_cwd), timeout=600)
     assert out.count('start (') == 4 and 'ETA' in out
+    progress = [line for line in out.splitlines()
+                if line.startswith('[reproduce ')]
+    # --jobs 2: the second cell starts before the first one ends
+    assert 'start (' in progress[0] and 'start (' in progress[1]
     markdown = open(osp.join(work_root, 'results.md')).read()
+    # what each cell trained is listed under the table
+    assert '* agvm b8: 1 x 2 x 4, 2 steps (1 epochs of 16 images)' \
+        in markdown
     with open(osp.join(work_root, 'results.png'), 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
     table = _table(markdown, 'RetinaNet: bbox mAP')
@@ -316,6 +359,17 @@ def test_local_grid(shapes_cwd, tmp_path):
     assert out.count('already finished, skipped') == 4
     assert 'start (' not in out
 
+    # a finished cell asked for with other settings is run again; the old
+    # run is kept aside, and the table never mixes the two
+    changed = [a if a != '1' else '2' for a in args]  # --epochs 2
+    out = run_tool(changed[:9] + changed[10:], cwd=str(shapes_cwd),  # SGD
+                   timeout=300)
+    assert out.count('settings changed, previous run moved to') == 2
+    assert len(glob.glob(osp.join(work_root, 'retinanet', 'sgd-b4.old-*')))
+    config = glob.glob(osp.join(work_root, 'retinanet', 'sgd-b4',
+                                R.CONFIG_SUBDIR, '*.py'))
+    assert "'max_iters': 16" in open(config[0]).read()
+
 
 def test_local_divergence_reported_as_nan(shapes_cwd, tmp_path):
     """A cell with an absurd lr diverges: stopped long before its 32
@@ -338,3 +392,20 @@ def test_local_divergence_reported_as_nan(shapes_cwd, tmp_path):
     assert table['SGD', 'b2'] == 'NaN'
     assert table['SGD + AGVM', 'b2'] == R.DASH
     assert 'even accumulation' in out
+
+
+def test_local_cell_without_detections_scores_zero(shapes_cwd, tmp_path):
+    """A model that predicts nothing: mmdet's CocoMetric logs an error and
+    returns no metric; the table shows mAP 0.0 and says why."""
+    work_root = str(tmp_path / 'empty')
+    run_tool([TOOL, '--local', '--families', 'retinanet', '--batches', '2',
+              '--optims', 'sgd', '--batch-per-proc', '2', '--epochs', '1',
+              '--work-root', work_root,
+              '--train-args=--cfg-options model.test_cfg.score_thr=1.01'],
+             cwd=str(shapes_cwd), timeout=300)
+    work_dir = osp.join(work_root, 'retinanet', 'sgd-b2')
+    assert _logged_metric(work_dir, 'coco/bbox_mAP') is None
+    assert R.NO_DETECTIONS in open(osp.join(work_dir, R.TRAIN_LOG)).read()
+    markdown = open(osp.join(work_root, 'results.md')).read()
+    assert _table(markdown, 'RetinaNet: bbox mAP')['SGD', 'b2'] == '0.0'
+    assert '* sgd b2: no detections on the whole val set' in markdown

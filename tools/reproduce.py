@@ -8,7 +8,8 @@ Cluster (the paper's configs, configs/<family>/, one launch per cell):
 
 Local (a miniature grid on the shapes data, one process, configs/shapes/):
     python tools/reproduce.py --local --families retinanet \\
-        --batches 16 32 64 --optims sgd agvm lamb [--epochs 2]
+        --batches 32:sgd 256 512 --optims sgd agvm lamb [--epochs 12] \\
+        [--jobs 2]
 
 Each cell trains into work_dirs/reproduce/<family>/<optim>-b<B>; finished
 cells are skipped unless --force. The table (results.md), the numbers
@@ -35,8 +36,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     grid = parser.add_argument_group('grid')
     grid.add_argument('--families', nargs='+', default=['retinanet'],
                       help=f'any of {sorted(R.FAMILIES)}')
-    grid.add_argument('--batches', nargs='+', type=int, required=True,
-                      help='global batch sizes')
+    grid.add_argument('--batches', nargs='+', required=True,
+                      metavar='B[:OPT,...]',
+                      help='global batch sizes; B:OPT,OPT runs only those '
+                      'optimizers at B (e.g. 32:sgd, a reference row)')
     grid.add_argument('--optims', nargs='+', default=['sgd', 'agvm'],
                       help=f'any of {list(R.OPTIMS)}')
     mode = parser.add_argument_group('mode')
@@ -65,9 +68,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     local.add_argument('--base-lr', nargs='+', default=[], metavar='OPT=LR',
                        help="lr at the shapes config's batch, per optimizer "
                        '(default: its SGD lr; Adam family 1e-4*sqrt(B0/16))')
-    local.add_argument('--num-train', type=int, default=400,
-                       help='images to generate if data/shapes is missing')
-    local.add_argument('--num-val', type=int, default=100)
+    local.add_argument('--num-train', type=int,
+                       help='training images of data/shapes: generated '
+                       'when missing (default 2000, as the main job) or '
+                       'regenerated when it holds another number')
+    local.add_argument('--num-val', type=int, default=200)
     common = parser.add_argument_group('common')
     common.add_argument('--work-root', default='work_dirs/reproduce')
     common.add_argument('--out-dir', help='table and plot (default: '
@@ -78,6 +83,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     common.add_argument('--force', action='store_true',
                         help='re-run finished cells (the old work dir is '
                         'moved to <dir>.old-<time>)')
+    common.add_argument('--jobs', type=int, default=1,
+                        help='cells run at once (default 1); each gets '
+                        'cores/jobs threads and, on several GPUs, its own '
+                        'GPU (local mode)')
     common.add_argument('--verbose', action='store_true',
                         help="stream the trainings' own log lines")
     common.add_argument('--timeout', type=float,
@@ -93,9 +102,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.local == bool(args.launcher):
         parser.error('choose one mode: --local or --launcher slurm|pytorch')
+    if args.jobs < 1:
+        parser.error('--jobs must be >= 1')
     try:
         args.families = [R.normalize_family(f) for f in args.families]
         args.optims = [R.normalize_optim(o) for o in args.optims]
+        args.batches, args.only = R.parse_batches(args.batches, args.optims)
         args.base_lr = {R.normalize_optim(k): float(v) for k, v in
                         (item.split('=', 1) for item in args.base_lr)}
     except ValueError as error:
@@ -125,10 +137,12 @@ def main(argv=None) -> int:
         except ValueError as error:
             print(f'tools/reproduce.py: {error}', file=sys.stderr)
             return 2
+    cells = R.restrict_cells(cells, args.only)
     if not args.report_only:
         try:
             R.run_grid(cells, dry_run=args.dry_run, force=args.force,
-                       verbose=args.verbose, timeout=args.timeout)
+                       verbose=args.verbose, timeout=args.timeout,
+                       jobs=args.jobs)
         except KeyboardInterrupt:
             print('[reproduce] interrupted: run the same command again to '
                   'continue (finished cells are skipped)', flush=True)
@@ -144,13 +158,20 @@ def main(argv=None) -> int:
 
 
 def ensure_data(args) -> None:
-    """Generate the shapes data where the shapes configs expect it
-    (data/shapes under the current directory) if it is missing."""
+    """The shapes data where the shapes configs expect it (data/shapes under
+    the current directory): generated when missing, regenerated when
+    --num-train asks for another size, else reused as it is."""
     from agvm_mm.datasets import generate_shapes
-    if R.data_size('data/shapes/') is None:
-        print('[reproduce] generating the shapes data in data/shapes',
-              flush=True)
-        generate_shapes('data/shapes', args.num_train, args.num_val)
+    size = R.data_size('data/shapes/')
+    if size is not None and args.num_train in (None, size):
+        return
+    num_train = args.num_train or 2000
+    print(f'[reproduce] generating the shapes data in data/shapes '
+          f'({num_train} training images)', flush=True)
+    info = generate_shapes('data/shapes', num_train, args.num_val)
+    if R.data_size('data/shapes/') != num_train:
+        raise SystemExit(f'data/shapes: expected {num_train} training '
+                         f'images after generation, see {info["out_dir"]}')
 
 
 if __name__ == '__main__':
