@@ -409,3 +409,25 @@ def test_local_cell_without_detections_scores_zero(shapes_cwd, tmp_path):
     markdown = open(osp.join(work_root, 'results.md')).read()
     assert _table(markdown, 'RetinaNet: bbox mAP')['SGD', 'b2'] == '0.0'
     assert '* sgd b2: no detections on the whole val set' in markdown
+
+
+def test_batch_effect_script_plans_the_grid(shapes_cwd, tmp_path,
+                                            monkeypatch):
+    """tools/benchmark_batch_effect.sh: the reference row at the small batch,
+    every optimizer at the large ones, the baselines' base lrs."""
+    script = osp.join(ROOT, 'tools', 'benchmark_batch_effect.sh')
+    work_root = str(tmp_path / 'be')
+    for key, value in dict(FAMILIES='retinanet', BATCHES='4:sgd 8',
+                           EPOCHS='1', NUM_TRAIN='16',
+                           WORK_ROOT=work_root).items():
+        monkeypatch.setenv(key, value)
+    out = run_tool([script, '--dry-run', '--batch-per-proc', '2'],
+                   cwd=str(shapes_cwd), timeout=300)
+    planned = re.findall(r'\[dry-run\] retinanet (\S+) b(\d+):', out)
+    assert sorted(planned) == sorted(
+        [('sgd', '4')] + [(o, '8') for o in ('sgd', 'agvm', 'lars', 'lamb',
+                                             'pmd-lamb')])
+    lars = glob.glob(osp.join(work_root, 'retinanet', 'lars-b8',
+                              R.CONFIG_SUBDIR, '*.py'))
+    # base lr 0.2 at the recipe's batch 16, square root scaling to 8
+    assert f"'lr': {0.2 * 0.5 ** 0.5!r}" in open(lars[0]).read()
