@@ -377,6 +377,19 @@ def read_recipe(config_path: str, num_train: Optional[int] = None
         data_root=dataset.get('data_root', 'data/shapes/'))
 
 
+def parse_base_lr(value, default: float) -> float:
+    """A ``--base-lr`` value: an lr (``0.2``), or ``xM`` for M times the
+    default rule's lr (``x10``), so one setting fits every family."""
+    text = str(value).strip()
+    try:
+        if text.lower().startswith('x'):
+            return float(text[1:]) * default
+        return float(text)
+    except ValueError:
+        raise ValueError(f'--base-lr: {value!r} is not an lr (0.2) or a '
+                         'multiple of the default lr (x10)') from None
+
+
 def scale_lr(base_lr: float, batch: int, base_batch: int,
              rule: str = 'sqrt') -> float:
     """``base_lr`` at ``base_batch`` scaled to ``batch``."""
@@ -463,7 +476,7 @@ def plan_local(families: Sequence[str], batches: Sequence[int],
                optims: Sequence[str], work_root: str = 'work_dirs/reproduce',
                batch_per_proc: Optional[int] = None,
                epochs: Optional[float] = None, lr_scaling: str = 'sqrt',
-               base_lrs: Optional[Dict[str, float]] = None,
+               base_lrs: Optional[Dict[str, object]] = None,
                num_train: Optional[int] = None, cwd: str = '.',
                divergence_hook: bool = True,
                max_loss: Optional[float] = None,
@@ -477,7 +490,7 @@ def plan_local(families: Sequence[str], batches: Sequence[int],
     shapes recipe's (``lr_scaling``; the Adam family from ``1e-4 x sqrt(B0 /
     16)``, the paper's rule, at the recipe's batch ``B0``), the warm-up and
     lr steps at the same fraction of the run. ``base_lrs`` overrides the lr
-    at ``B0`` per optimizer. Each cell trains a generated child config of
+    at ``B0`` per optimizer (a number, or ``'xM'``: M times the rule's). Each cell trains a generated child config of
     ``configs/shapes/<family>_{agvm,sgd}.py`` (written into its work dir by
     :func:`prepare_cell`).
     """
@@ -540,10 +553,9 @@ def _plan_local_cell(cell: Cell, path: str, recipe: LocalRecipe,
     run_epochs = epochs if epochs is not None else base_epochs
     steps = max(1, int(round(run_epochs * size / batch)))
     total = steps * accumulation
-    base_lr = base_lrs.get(optim)
-    if base_lr is None:
-        base_lr = (1e-4 * math.sqrt(base_batch / 16)
-                   if optim in ADAM_FAMILY else recipe.lr)
+    base_lr = (1e-4 * math.sqrt(base_batch / 16)
+               if optim in ADAM_FAMILY else recipe.lr)
+    base_lr = parse_base_lr(base_lrs.get(optim, base_lr), base_lr)
     lr = scale_lr(base_lr, batch, base_batch, lr_scaling)
     agvm = None
     if optim.startswith('agvm'):

@@ -429,5 +429,16 @@ def test_batch_effect_script_plans_the_grid(shapes_cwd, tmp_path,
                                              'pmd-lamb')])
     lars = glob.glob(osp.join(work_root, 'retinanet', 'lars-b8',
                               R.CONFIG_SUBDIR, '*.py'))
-    # base lr 0.2 at the recipe's batch 16, square root scaling to 8
-    assert f"'lr': {0.2 * 0.5 ** 0.5!r}" in open(lars[0]).read()
+    # base lr 10 x the recipe's SGD lr at its batch 16, square-root scaling
+    # to 8; LAMB from 10 x 1e-4
+    recipe = Config.fromfile(
+        osp.join(ROOT, 'configs/shapes/retinanet_tiny_shapes_sgd.py'))
+    lr = 10 * recipe.optim_wrapper.optimizer.lr * 0.5**0.5
+    assert f"'lr': {lr!r}" in open(lars[0]).read()
+    lamb = glob.glob(osp.join(work_root, 'retinanet', 'lamb-b8',
+                              R.CONFIG_SUBDIR, '*.py'))
+    assert f"'lr': {10 * 1e-4 * 0.5**0.5!r}" in open(lamb[0]).read()
+    assert R.parse_base_lr('x3', 0.5) == 1.5
+    assert R.parse_base_lr('0.25', 0.5) == 0.25
+    with pytest.raises(ValueError, match='x10'):
+        R.parse_base_lr('ten', 0.5)

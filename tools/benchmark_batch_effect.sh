@@ -10,19 +10,19 @@
 # every optimizer for the same number of epochs on one process (batch =
 # micro-batch x accumulation), the lr scaled by the square root of the batch
 # from the shapes recipe, with the recipe's warm-up and lr steps at the same
-# fraction of the run. LARS and LAMB / PMD-LAMB start from 10x the default
-# rule's lr (their sweep is in the README). Table and plot:
+# fraction of the run. LARS and LAMB / PMD-LAMB use 10x the default rule's
+# lr (the README has their sweep). Table and plot:
 # work_dirs/batch_effect/results.{md,png}; finished cells are skipped when
 # the command is run again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python)}
 FAMILIES=${FAMILIES:-"retinanet faster_rcnn"}
-BATCHES=${BATCHES:-"32:sgd,agvm 128 256"}
+BATCHES=${BATCHES:-"32:sgd,agvm 128 256:sgd,agvm"}
 OPTIMS=${OPTIMS:-"sgd agvm lars lamb pmd-lamb"}
 EPOCHS=${EPOCHS:-24}
 NUM_TRAIN=${NUM_TRAIN:-2000}
-BASE_LR=${BASE_LR:-"lars=0.2 lamb=0.001 pmd-lamb=0.001"}
+BASE_LR=${BASE_LR:-"lars=x10 lamb=x10 pmd-lamb=x10"}
 JOBS=${JOBS:-2}
 WORK_ROOT=${WORK_ROOT:-work_dirs/batch_effect}
 cd "$ROOT"

@@ -66,8 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     local.add_argument('--lr-scaling', choices=['sqrt', 'linear'],
                        default='sqrt')
     local.add_argument('--base-lr', nargs='+', default=[], metavar='OPT=LR',
-                       help="lr at the shapes config's batch, per optimizer "
-                       '(default: its SGD lr; Adam family 1e-4*sqrt(B0/16))')
+                       help="lr at the shapes config's batch B0, per "
+                       'optimizer: a number, or xM for M times the default '
+                       "(the config's SGD lr; Adam family 1e-4*sqrt(B0/16))")
     local.add_argument('--num-train', type=int,
                        help='training images of data/shapes: generated '
                        'when missing (default 2000, as the main job) or '
@@ -108,8 +109,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.families = [R.normalize_family(f) for f in args.families]
         args.optims = [R.normalize_optim(o) for o in args.optims]
         args.batches, args.only = R.parse_batches(args.batches, args.optims)
-        args.base_lr = {R.normalize_optim(k): float(v) for k, v in
-                        (item.split('=', 1) for item in args.base_lr)}
+        if any('=' not in item for item in args.base_lr):
+            raise ValueError('--base-lr takes OPT=LR items, e.g. lars=x10 '
+                             'or lamb=0.001')
+        args.base_lr = dict(item.split('=', 1) for item in args.base_lr)
+        args.base_lr = {R.normalize_optim(k): v
+                        for k, v in args.base_lr.items()}
+        for value in args.base_lr.values():
+            R.parse_base_lr(value, 1.0)
     except ValueError as error:
         parser.error(str(error))
     return args
