@@ -67,6 +67,17 @@ FAMILIES: Dict[str, Family] = {f.name: f for f in (
     Family('sem_fpn', 'Semantic FPN', 'sem-fpn_tiny_shapes',
            (Metric('mIoU', 'mIoU', 1.0), )),
 )}
+# Read for every family next to its metrics: a run that ends with a high
+# loss was under-trained, not only badly generalising.
+TRAIN_LOSS = Metric('loss', 'final train loss', 1.0)
+
+
+def family_metrics(family: str) -> Tuple[Metric, ...]:
+    """The metrics of a family's tables: its evaluation metrics (the first
+    is plotted), then the final training loss."""
+    return FAMILIES[family].metrics + (TRAIN_LOSS, )
+
+
 OPTIMS = ('sgd', 'agvm', 'agvm-adamw', 'adamw', 'lars', 'lamb', 'pmd-lamb')
 OPTIM_TITLES = {'sgd': 'SGD', 'agvm': 'SGD + AGVM', 'agvm-adamw':
                 'AdamW + AGVM', 'adamw': 'AdamW', 'lars': 'LARS',
@@ -720,7 +731,8 @@ def read_cell_result(cell: Cell) -> CellResult:
     """What a cell's work dir says: its divergence marker, else its final
     metrics (only after the tool saw the training exit normally), else why
     there is no number."""
-    metric_keys = [m.key for m in FAMILIES[cell.family].metrics]
+    metric_keys = [m.key for m in family_metrics(cell.family)]
+    eval_keys = [m.key for m in FAMILIES[cell.family].metrics]
     state = read_state(cell.work_dir)
     if state and not cell.reason and state.get('fingerprint') not in (
             None, cell.fingerprint()):
@@ -739,16 +751,19 @@ def read_cell_result(cell: Cell) -> CellResult:
         return CellResult('not run', reason='not run')
     if state.get('status') == 'done':
         values, source = read_metrics(cell.work_dir, metric_keys)
-        coco_keys = [k for k in metric_keys if k.startswith('coco/')]
-        if not values and coco_keys and _logged_no_detections(cell.work_dir):
+        evaluated = any(k in values for k in eval_keys)
+        coco_keys = [k for k in eval_keys if k.startswith('coco/')]
+        if not evaluated and coco_keys and _logged_no_detections(
+                cell.work_dir):
             # mmdet's CocoMetric logs an error and returns no metric when a
             # model predicts nothing at all: that is an mAP of 0
-            return CellResult('done', {k: 0.0 for k in coco_keys},
-                              osp.join(cell.work_dir, TRAIN_LOG),
+            values.update((k, 0.0) for k in coco_keys)
+            return CellResult('done', values, source or osp.join(
+                cell.work_dir, TRAIN_LOG),
                               reason='no detections on the whole val set')
-        if not values:
-            return CellResult('failed', reason='training ended but no final '
-                              f'metric {metric_keys} in its logs' +
+        if not evaluated:
+            return CellResult('failed', values, reason='training ended but '
+                              f'no final metric {eval_keys} in its logs' +
                               _logged_error(cell.work_dir))
         return CellResult('done', values, source)
     if state.get('status') == 'running':
@@ -880,9 +895,9 @@ def is_finished(cell: Cell) -> bool:
 
 def _describe(cell: Cell, result: CellResult) -> str:
     if result.status == 'done':
-        fam = FAMILIES[cell.family]
         return ', '.join(f'{m.label} {format_value(result, m)}'
-                         for m in fam.metrics if m.key in result.values)
+                         for m in family_metrics(cell.family)
+                         if m.key in result.values)
     if result.status == 'diverged':
         return f'NaN ({result.reason})'
     return f'{result.status}: {result.reason}'
@@ -1061,7 +1076,7 @@ def build_report(cells: Sequence[Cell]) -> Tuple[str, dict]:
         batches = _ordered(c.batch for c in fcells)
         optims = _ordered(c.optim for c in fcells)
         by_key = {(c.optim, c.batch): c for c in fcells}
-        for metric in fam.metrics:
+        for metric in family_metrics(family):
             lines += [f'## {fam.title}: {metric.label}', '',
                       '| optimizer | ' + ' | '.join(
                           f'b{b}' for b in batches) + ' |',
@@ -1104,7 +1119,7 @@ def build_report(cells: Sequence[Cell]) -> Tuple[str, dict]:
             values=result.values, source=result.source,
             reason=result.reason, info=cell.info,
             table={m.label: format_value(result, m)
-                   for m in FAMILIES[cell.family].metrics}))
+                   for m in family_metrics(cell.family)}))
     return '\n'.join(lines), data
 
 

@@ -333,12 +333,16 @@ def test_local_grid(shapes_cwd, tmp_path):
     table = _table(markdown, 'RetinaNet: bbox mAP')
     assert set(table) == {(o, b) for o in ('SGD', 'SGD + AGVM')
                           for b in ('b4', 'b8')}
+    losses = _table(markdown, 'RetinaNet: final train loss')
     for optim, title in (('sgd', 'SGD'), ('agvm', 'SGD + AGVM')):
         for batch in (4, 8):
             work_dir = osp.join(work_root, 'retinanet', f'{optim}-b{batch}')
             value = _logged_metric(work_dir, 'coco/bbox_mAP')
             assert value is not None, work_dir
             assert table[title, f'b{batch}'] == f'{value * 100:.1f}'
+            # the last logged training loss, next to the metric
+            loss = _logged_metric(work_dir, 'loss')
+            assert losses[title, f'b{batch}'] == f'{loss:.2f}'
             # the recipe: batch = 2 x K on one process, same epochs
             config = glob.glob(osp.join(work_dir, R.CONFIG_SUBDIR, '*.py'))
             text = open(config[0]).read()
