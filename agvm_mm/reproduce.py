@@ -1053,7 +1053,9 @@ def describe_settings(cell: Cell) -> str:
             f"{info['steps']} steps ({info['epochs']:g} epochs of "
             f"{info['data_size']} images), lr {info['lr']:.4g}")
     if info.get('warmup_iters'):
-        text += f", warm-up {info['warmup_iters']} iterations"
+        text += (f", warm-up {info['warmup_iters']} iterations ("
+                 f"{math.ceil(info['warmup_iters'] / info['accumulation'])} "
+                 'steps)')
     return text
 
 
