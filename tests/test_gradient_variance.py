@@ -62,6 +62,24 @@ def test_tool_records_every_step_unmodulated(shapes_cwd, tmp_path):
         assert cfg.train_cfg.max_iters == 3 * counts
 
 
+def test_tool_with_two_processes(shapes_cwd, tmp_path):
+    """Batch 4 = 2 gloo processes x 2 images, no accumulation: the two
+    estimates are the two ranks' gradients."""
+    work = tmp_path / 'gv2'
+    run_tool([
+        TOOL, CONFIG, '--batches', '4', '--nproc', '2', '--batch-per-proc',
+        '2', '--steps', '2', '--work-dir', str(work),
+        '--cfg-options', 'model.test_cfg.score_thr=0.0'
+    ], shapes_cwd)
+    rows = read_rows(str(work / 'gradient_variance.csv'))
+    assert sorted((r['step'], r['module']) for r in rows) == sorted(
+        (s, m) for s in range(2) for m in MODULES)
+    assert all(r['batch'] == 4 and r['iteration'] == r['step'] + 1 and
+               0.0 <= r['phi'] <= 2.0 for r in rows)
+    [dumped] = glob.glob(str(work / 'b4' / '*.py'))
+    assert Config.fromfile(dumped).optim_wrapper.accumulative_counts == 1
+
+
 def test_plan_cells():
     assert plan_cells([8, 32], 1, 4) == [Cell(8, 1, 4, 2), Cell(32, 1, 4, 8)]
     assert plan_cells([1024], 8, 4) == [Cell(1024, 8, 4, 32)]
