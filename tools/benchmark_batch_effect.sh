@@ -13,7 +13,8 @@
 # fraction of the run. LARS and LAMB / PMD-LAMB use 10x the default rule's
 # lr (the README has their sweep). Table and plot:
 # work_dirs/batch_effect/results.{md,png}; finished cells are skipped when
-# the command is run again.
+# the command is run again. Like tools/reproduce.py, it works in the current
+# directory (data/shapes and work_dirs there): run it from the project root.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PYTHON=${PYTHON:-$([ -x "$ROOT/.venv/bin/python" ] && echo "$ROOT/.venv/bin/python" || echo python)}
@@ -25,9 +26,8 @@ NUM_TRAIN=${NUM_TRAIN:-2000}
 BASE_LR=${BASE_LR:-"lars=x10 lamb=x10 pmd-lamb=x10"}
 JOBS=${JOBS:-2}
 WORK_ROOT=${WORK_ROOT:-work_dirs/batch_effect}
-cd "$ROOT"
 # shellcheck disable=SC2086  # word splitting of the lists is intended
-"$PYTHON" tools/reproduce.py --local --families $FAMILIES \
+"$PYTHON" "$ROOT/tools/reproduce.py" --local --families $FAMILIES \
     --batches $BATCHES --optims $OPTIMS --epochs "$EPOCHS" \
     --lr-scaling sqrt --base-lr $BASE_LR --num-train "$NUM_TRAIN" \
     --jobs "$JOBS" --work-root "$WORK_ROOT" "$@"
