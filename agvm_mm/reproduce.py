@@ -501,7 +501,8 @@ def plan_local(families: Sequence[str], batches: Sequence[int],
     shapes recipe's (``lr_scaling``; the Adam family from ``1e-4 x sqrt(B0 /
     16)``, the paper's rule, at the recipe's batch ``B0``), the warm-up and
     lr steps at the same fraction of the run. ``base_lrs`` overrides the lr
-    at ``B0`` per optimizer (a number, or ``'xM'``: M times the rule's). Each cell trains a generated child config of
+    at ``B0`` per optimizer (a number, or ``'xM'``: M times the rule's).
+    Each cell trains a generated child config of
     ``configs/shapes/<family>_{agvm,sgd}.py`` (written into its work dir by
     :func:`prepare_cell`).
     """
@@ -758,8 +759,8 @@ def read_cell_result(cell: Cell) -> CellResult:
             # mmdet's CocoMetric logs an error and returns no metric when a
             # model predicts nothing at all: that is an mAP of 0
             values.update((k, 0.0) for k in coco_keys)
-            return CellResult('done', values, source or osp.join(
-                cell.work_dir, TRAIN_LOG),
+            return CellResult('done', values,
+                              source or osp.join(cell.work_dir, TRAIN_LOG),
                               reason='no detections on the whole val set')
         if not evaluated:
             return CellResult('failed', values, reason='training ended but '

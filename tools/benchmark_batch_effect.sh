@@ -9,9 +9,9 @@
 # Batch 32 with SGD (and AGVM) is the reference row, 64 and 256 run SGD and
 # AGVM, 128 every optimizer, all for the same number of epochs on one
 # process (batch = micro-batch x accumulation), the lr scaled by the square
-# root of the batch from the shapes recipe, with the recipe's warm-up and lr steps at the same
-# fraction of the run. LARS and LAMB / PMD-LAMB use 10x the default rule's
-# lr (the README has their sweep). Table and plot:
+# root of the batch from the shapes recipe, with the recipe's warm-up and lr
+# steps at the same fraction of the run. LARS and LAMB / PMD-LAMB use 10x the
+# default rule's lr (the README has their sweep). Table and plot:
 # work_dirs/batch_effect/results.{md,png}; finished cells are skipped when
 # the command is run again. Like tools/reproduce.py, it works in the current
 # directory (data/shapes and work_dirs there): run it from the project root.

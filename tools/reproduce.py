@@ -112,9 +112,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         if any('=' not in item for item in args.base_lr):
             raise ValueError('--base-lr takes OPT=LR items, e.g. lars=x10 '
                              'or lamb=0.001')
-        args.base_lr = dict(item.split('=', 1) for item in args.base_lr)
-        args.base_lr = {R.normalize_optim(k): v
-                        for k, v in args.base_lr.items()}
+        args.base_lr = {R.normalize_optim(k): v for k, v in (
+            item.split('=', 1) for item in args.base_lr)}
         for value in args.base_lr.values():
             R.parse_base_lr(value, 1.0)
     except ValueError as error:
