@@ -60,6 +60,11 @@ FAMILIES: Dict[str, Family] = {f.name: f for f in (
     Family('retinanet', 'RetinaNet', 'retinanet_tiny_shapes', (BBOX, )),
     Family('faster_rcnn', 'Faster R-CNN', 'faster-rcnn_tiny_shapes',
            (BBOX, )),
+    # the authors' regime: pretrained backbone, their schedule's shape
+    Family('retinanet_paper', 'RetinaNet (pretrained, paper schedule)',
+           'retinanet_tiny_shapes_paper', (BBOX, )),
+    Family('faster_rcnn_paper', 'Faster R-CNN (pretrained, paper schedule)',
+           'faster-rcnn_tiny_shapes_paper', (BBOX, )),
     Family('mask_rcnn', 'Mask R-CNN', 'mask-rcnn_tiny_shapes',
            (Metric('coco/segm_mAP', 'segm mAP', 100.0), BBOX)),
     Family('panoptic_fpn', 'Panoptic FPN', 'panoptic-fpn_tiny_shapes',
@@ -437,6 +442,20 @@ def scale_schedulers(schedulers: Sequence[dict], old_total: int,
     return out
 
 
+def _scale_agvm_hook(hook: dict, ratio: float) -> dict:
+    """``AGVMHook``'s offsets from the warm-up (optimizer steps) at the same
+    fraction of a run of ``ratio`` times the recipe's steps."""
+    if hook.get('type') != 'AGVMHook':
+        return hook
+    hook = dict(hook)
+    if hook.get('start_offset'):
+        hook['start_offset'] = int(round(hook['start_offset'] * ratio))
+    if hook.get('clip_window') is not None:
+        hook['clip_window'] = tuple(int(round(v * ratio))
+                                    for v in hook['clip_window'])
+    return hook
+
+
 def local_optim_wrapper(optim: str, lr: float, accumulation: int,
                         recipe: LocalRecipe, agvm: Optional[dict],
                         steps_per_epoch: int) -> dict:
@@ -584,7 +603,8 @@ def _plan_local_cell(cell: Cell, path: str, recipe: LocalRecipe,
                                   math.ceil(size / batch))
     schedulers = scale_schedulers(recipe.schedulers, recipe.total_iters,
                                   total)
-    hooks = [h for h in recipe.hooks
+    hooks = [_scale_agvm_hook(h, steps * recipe.accumulation
+                              / recipe.total_iters) for h in recipe.hooks
              if optim.startswith('agvm') or h.get('type') != 'AGVMHook']
     if optim.startswith('agvm') and not any(
             h.get('type') == 'AGVMHook' for h in hooks):

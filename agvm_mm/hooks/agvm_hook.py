@@ -1,7 +1,7 @@
 """Hook that logs AGVM's per-module statistics and can start AGVM after the
 warm-up."""
 import math
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -37,20 +37,46 @@ class AGVMHook(Hook):
     """Puts each module's variance ``Phi_m`` and factor ``s_m`` into the
     message hub at every AGVM statistics step (as ``train/agvm_phi/<m>`` and
     ``train/agvm_scale/<m>``), so the logger prints them and every
-    visualizer backend stores them.
+    visualizer backend stores them; places the AGVM window relative to the
+    warm-up, as the authors' configs do (AGVM from 100 steps after the
+    warm-up ends, gradient clipping from 100 steps before to 100 after it).
 
     Args:
         start_after_warmup (bool): If ``agvm.start_iter`` is None, start
-            AGVM at the optimizer step where the warm-up scheduler ends.
-            Defaults to True.
+            AGVM ``start_offset`` optimizer steps after the warm-up
+            scheduler ends. Defaults to True.
+        start_offset (int): Optimizer steps between the end of the warm-up
+            and AGVM's start. Defaults to 0.
+        clip_window (tuple[int, int], optional): ``(before, after)``: if
+            ``agvm.clip_grad_window`` is None, clip gradients (with the
+            wrapper's ``clip_grad``) only on the optimizer steps
+            ``[end - before, end + after)`` around the warm-up's end.
+            None: leave ``clip_grad_window`` as configured.
 
     Examples:
         >>> custom_hooks = [dict(type='AGVMHook')]
+        >>> # the authors' schedule shape
+        >>> custom_hooks = [dict(type='AGVMHook', start_offset=100,
+        ...                      clip_window=(100, 100))]
     """
     priority = 'NORMAL'  # before LoggerHook reads the message hub
 
-    def __init__(self, start_after_warmup: bool = True) -> None:
+    def __init__(self, start_after_warmup: bool = True,
+                 start_offset: int = 0,
+                 clip_window: Optional[Sequence[int]] = None) -> None:
+        if not isinstance(start_offset, int) or start_offset < 0:
+            raise ValueError(f'AGVMHook.start_offset={start_offset!r}: use '
+                             'an integer >= 0 (optimizer steps).')
+        if clip_window is not None and (
+                len(clip_window) != 2
+                or not all(isinstance(v, int) and v >= 0
+                           for v in clip_window)):
+            raise ValueError(f'AGVMHook.clip_window={clip_window!r}: use '
+                             '(before, after), integers >= 0 (optimizer '
+                             'steps around the end of the warm-up), or None.')
         self.start_after_warmup = start_after_warmup
+        self.start_offset = start_offset
+        self.clip_window = None if clip_window is None else tuple(clip_window)
         self._seen = {}
 
     def before_train(self, runner) -> None:
@@ -58,17 +84,56 @@ class AGVMHook(Hook):
         if not wrappers:
             print_log('AGVMHook: no AGVM optim wrapper; nothing to log.',
                       'current')
+        end = warmup_end_iter(runner)
         for wrapper in wrappers:
             self._seen[id(wrapper)] = wrapper.agvm_steps
             cfg = wrapper.agvm_cfg
-            if cfg.start_iter is not None or not self.start_after_warmup:
-                continue
-            end = warmup_end_iter(runner)
-            cfg.start_iter = (0 if end is None else math.ceil(
+            # optimizer step of the warm-up's end
+            warm = (None if end is None else math.ceil(
                 end / wrapper._accumulative_counts))
+            if cfg.start_iter is None and self.start_after_warmup:
+                self._set_start(cfg, end, warm)
+            if self.clip_window is not None and cfg.clip_grad_window is None:
+                self._set_clip_window(wrapper, warm)
+
+    def _set_start(self, cfg, end: Optional[int], warm: Optional[int]) -> None:
+        offset = f' + start_offset {self.start_offset}' \
+            if self.start_offset else ''
+        if warm is None:
+            cfg.start_iter = self.start_offset
             print_log(
-                f'AGVMHook: AGVM starts at optimizer step {cfg.start_iter} '
-                f'(warm-up ends at iteration {end}).', 'current')
+                f'AGVMHook: AGVM starts at optimizer step {cfg.start_iter}: '
+                'agvm.start_iter is None and no warm-up scheduler was found '
+                '(none begins at iteration 0 and ends before training does),'
+                f' so the start is step 0{offset}.', 'current')
+            return
+        cfg.start_iter = warm + self.start_offset
+        print_log(
+            f'AGVMHook: AGVM starts at optimizer step {cfg.start_iter}: the '
+            f'warm-up ends at runner iteration {end} = optimizer step '
+            f'{warm}{offset}.', 'current')
+
+    def _set_clip_window(self, wrapper, warm: Optional[int]) -> None:
+        if warm is None:
+            raise ValueError(
+                'AGVMHook.clip_window is placed around the end of the '
+                'warm-up, but no warm-up scheduler was found. Add one to '
+                'param_scheduler, or set optim_wrapper.agvm.clip_grad_window'
+                '=(begin, end) and drop clip_window.')
+        if not wrapper.clip_grad_kwargs:
+            raise ValueError(
+                'AGVMHook.clip_window clips gradients around the warm-up, '
+                'but the optim wrapper has no clip_grad: set optim_wrapper.'
+                'clip_grad=dict(max_norm=1.0) (the authors\' setting).')
+        before, after = self.clip_window
+        cfg = wrapper.agvm_cfg
+        cfg.clip_grad_window = (max(0, warm - before), warm + after)
+        cfg.check()
+        print_log(
+            f'AGVMHook: gradients clipped ({wrapper.clip_grad_kwargs}) only '
+            f'on optimizer steps [{cfg.clip_grad_window[0]}, '
+            f'{cfg.clip_grad_window[1]}) around the warm-up\'s end at step '
+            f'{warm}.', 'current')
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:

@@ -1,0 +1,380 @@
+"""Does AGVM keep the small-batch accuracy in the authors' regime? The
+shapes miniature with a pretrained backbone, the authors' schedule shape and
+fair lr sweeps, over tools/reproduce.py.
+
+    python tools/benchmark_paper_regime.py [--jobs 2] [--threads 1]
+        [--plan] [--report-only] [--out docs/results]
+
+RetinaNet (configs/shapes/retinanet_tiny_shapes_paper_agvm.py: the tiny
+ResNet-18 of tools/pretrain_backbone.py, stem and stage 1 frozen), 13
+epochs of 4000 images at every batch size, runs in this order:
+
+1. the reference: batch 8, SGD at the linear rule's lr (0.02 x B / 16),
+   seeds 0 and 1;
+2. batch 128 (16x): SGD and SGD + AGVM, each at the square-root rule's lr,
+   the authors' (0.65x linear) and the linear rule's; the best lr of each
+   again with seed 1;
+3. batch 64 (8x): the same;
+4. at 128: SGD with AGVM's time-averaged factors of its best run as fixed
+   per-module lr multipliers (the static control); LAMB, PMD-LAMB and LARS,
+   two lrs each.
+
+"SGD" is the AGVM wrapper with ``agvm.modulate=False`` (bit-identical to
+SGD, AGVM only measures), so every SGD-type run has the same clip window,
+warm-up and lr steps and the only difference between SGD and AGVM is the
+modulation. Every run is one tools/reproduce.py call with its own work root
+(work_dirs/paper_regime/<run>); finished runs are skipped, so the command
+continues an interrupted grid. After each run the results are written to
+``--out``: paper_regime.json (a record per run), paper_regime.md (tables,
+every lr of every sweep, and the verdict by the rule below) and
+paper_regime.png.
+
+Verdict (fixed before the runs; issue 10), at the largest batch:
+*reproduces*: best SGD >= 1.5 mAP below the reference, best-of-sweep AGVM
+beats best-of-sweep SGD by >= 1.0 mAP on the mean of two seeds and in each
+seed, and recovers >= 40 % of SGD's gap; *does not reproduce*: SGD loses
+>= 1.5 but AGVM gains <= 0.3; *inconclusive* otherwise.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import subprocess
+import sys
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+FAMILY = 'retinanet_paper'
+RECIPE_BATCH, RECIPE_LR = 16, 0.02
+REF_BATCH, LARGE = 8, (128, 64)  # the largest first: the verdict's batch
+EPOCHS, NUM_TRAIN = 13, 4000
+SEEDS = (0, 1)
+RULES = (('sqrt', lambda b: RECIPE_LR * math.sqrt(b / RECIPE_BATCH)),
+         ('authors', lambda b: 0.65 * RECIPE_LR * b / RECIPE_BATCH),
+         ('linear', lambda b: RECIPE_LR * b / RECIPE_BATCH))
+BASELINE_LRS = {'lamb': (3e-3, 9e-3), 'pmd-lamb': (3e-3, 9e-3),
+                'lars': (0.5, 1.5)}
+ARMS = {'sgd': 'SGD', 'agvm': 'SGD + AGVM', 'static': 'SGD, static mult',
+        'lamb': 'LAMB', 'pmd-lamb': 'PMD-LAMB', 'lars': 'LARS'}
+MEASURE_ONLY = 'optim_wrapper.agvm.modulate=False'
+
+
+@dataclass
+class Run:
+    arm: str  # a key of ARMS
+    batch: int
+    lr: float
+    seed: int = 0
+    rule: str = ''  # the lr rule of a sweep point
+    options: Tuple[str, ...] = ()  # extra --cfg-options
+
+    @property
+    def name(self) -> str:
+        return f'{self.arm}-b{self.batch}-lr{self.lr:.4g}-s{self.seed}'
+
+    @property
+    def optim(self) -> str:  # tools/reproduce.py's optimizer
+        return 'agvm' if self.arm in ('sgd', 'agvm', 'static') else self.arm
+
+    def work_root(self, root: str) -> str:
+        return osp.join(root, self.name)
+
+
+@dataclass
+class Record:
+    family: str
+    backbone: str
+    batch: int
+    optimizer: str
+    lr: float
+    seed: int
+    rule: str
+    steps: Optional[int]
+    bbox_mAP: Optional[float]
+    final_train_loss: Optional[float]
+    diverged: bool
+    status: str
+    lr_mult: Dict[str, float] = field(default_factory=dict)
+    work_dir: str = ''
+
+
+def reproduce_argv(run: Run, work_root: str) -> List[str]:
+    bpp = 4 if run.batch == REF_BATCH else 8  # AGVM needs 2 micro-batches
+    base_lr = run.lr * RECIPE_BATCH / run.batch  # linear scaling back to B0
+    options = [f'randomness.seed={run.seed}'] + list(run.options)
+    if run.arm in ('sgd', 'static'):
+        options.append(MEASURE_ONLY)
+    return [sys.executable, osp.join(ROOT, 'tools', 'reproduce.py'),
+            '--local', '--families', FAMILY, '--batches', str(run.batch),
+            '--optims', run.optim, '--epochs', str(EPOCHS),
+            '--num-train', str(NUM_TRAIN), '--lr-scaling', 'linear',
+            '--base-lr', f'{run.optim}={base_lr!r}', '--batch-per-proc',
+            str(bpp), '--work-root', run.work_root(work_root),
+            '--train-args', '--cfg-options ' + ' '.join(options)]
+
+
+def read_record(run: Run, work_root: str) -> Optional[Record]:
+    """The run's result from reproduce's results.json; None if not run."""
+    path = osp.join(run.work_root(work_root), 'results.json')
+    if not osp.exists(path):
+        return None
+    with open(path) as f:
+        [cell] = json.load(f)['cells']
+    if cell['status'] not in ('done', 'diverged'):
+        return None
+    values = cell['values']
+    mult = {o.split('.')[-1].split('=')[0]: float(o.split('=')[1])
+            for o in run.options if '.lr_mult.' in o}
+    diverged = cell['status'] == 'diverged'
+    mAP = values.get('coco/bbox_mAP')
+    return Record(
+        FAMILY, 'pretrained', run.batch, ARMS[run.arm], run.lr, run.seed,
+        run.rule, cell['info'].get('steps'),
+        None if mAP is None or diverged else round(100 * mAP, 2),
+        values.get('loss'), diverged, cell['status'], mult,
+        cell['work_dir'])
+
+
+def _score(record: Optional[Record]) -> float:
+    if record is None or record.bbox_mAP is None:
+        return -math.inf
+    return record.bbox_mAP
+
+
+def sweep(arm: str, batch: int) -> List[Run]:
+    return [Run(arm, batch, lr(batch), 0, rule) for rule, lr in RULES]
+
+
+def best(runs: Sequence[Run], done: Dict[str, Record]) -> Optional[Run]:
+    """The best seed-0 run of a finished sweep (lower lr on a tie)."""
+    if not all(r.name in done for r in runs):
+        return None
+    return max(runs, key=lambda r: (_score(done[r.name]), -r.lr))
+
+
+def mean_factors(work_dir: str) -> Optional[Dict[str, float]]:
+    """AGVM's factors averaged over the logged steps of its window."""
+    paths = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                      'scalars.json')))
+    if not paths:
+        return None
+    sums: Dict[str, List[float]] = {}
+    with open(paths[-1]) as f:
+        for line in f:
+            for key, value in json.loads(line).items():
+                if key.startswith('agvm_scale/'):
+                    sums.setdefault(key.split('/', 1)[1], []).append(value)
+    return {m: round(sum(v) / len(v), 3) for m, v in sums.items()
+            if m != 'backbone'}
+
+
+def plan(done: Dict[str, Record]) -> List[Run]:
+    """Every run the grid needs given the results so far, in order."""
+    ref = [Run('sgd', REF_BATCH, RULES[2][1](REF_BATCH), s, 'linear')
+           for s in SEEDS]
+    runs = ref[:1]
+    for batch in LARGE:
+        sweeps = {arm: sweep(arm, batch) for arm in ('sgd', 'agvm')}
+        # the authors' rule first, SGD and AGVM side by side
+        for i in (1, 0, 2):
+            runs += [sweeps['sgd'][i], sweeps['agvm'][i]]
+        if batch == max(LARGE):
+            runs += ref[1:]
+        for arm, points in sweeps.items():
+            top = best(points, done)
+            if top is not None:
+                runs.append(Run(arm, batch, top.lr, 1, top.rule))
+    big = max(LARGE)
+    top = best(sweep('agvm', big), done)
+    if top is not None:
+        factors = mean_factors(done[top.name].work_dir)
+        if factors:
+            runs.append(Run('static', big, top.lr, 0, top.rule, (
+                'optim_wrapper.constructor=AGVMOptimWrapperConstructor', ) +
+                tuple(f'optim_wrapper.agvm.lr_mult.{m}={v}'
+                      for m, v in sorted(factors.items()))))
+    for arm, lrs in BASELINE_LRS.items():
+        runs += [Run(arm, big, lr) for lr in lrs]
+    return runs
+
+
+def verdict(done: Dict[str, Record]) -> Tuple[str, List[str]]:
+    """The issue's rule at the largest batch, with the figures it used."""
+    big = max(LARGE)
+    ref = [done[r.name].bbox_mAP for r in plan(done)
+           if r.batch == REF_BATCH and r.name in done]
+    tops = {arm: best(sweep(arm, big), done) for arm in ('sgd', 'agvm')}
+    if len(ref) < 2 or None in tops.values():
+        return 'pending', ['the reference or a sweep at the largest batch '
+                           'has not finished']
+    seeds = {}
+    for arm, top in tops.items():
+        again = done.get(Run(arm, big, top.lr, 1, top.rule).name)
+        if again is None:
+            return 'pending', [f'the seed-1 rerun of the best {arm} lr has '
+                               'not finished']
+        seeds[arm] = [_score(done[top.name]), _score(again)]
+    ref_mean = sum(ref) / len(ref)
+    sgd, agvm = (sum(v) / 2 for v in (seeds['sgd'], seeds['agvm']))
+    gap, gain = ref_mean - sgd, agvm - sgd
+    each = all(a - s >= 1.0 for a, s in zip(seeds['agvm'], seeds['sgd']))
+    recovered = gain / gap if gap > 0 else float('nan')
+    facts = [f'reference b{REF_BATCH}: {ref_mean:.2f} mAP (seeds {ref})',
+             f'best SGD b{big}: {sgd:.2f} (lr {tops["sgd"].lr:.4g}, seeds '
+             f'{seeds["sgd"]}); gap to the reference {gap:.2f}',
+             f'best AGVM b{big}: {agvm:.2f} (lr {tops["agvm"].lr:.4g}, seeds'
+             f' {seeds["agvm"]}); gain over SGD {gain:.2f} (per seed '
+             f'{[round(a - s, 2) for a, s in zip(seeds["agvm"], seeds["sgd"])]}'
+             f'), {100 * recovered:.0f} % of the gap recovered']
+    if gap >= 1.5 and gain >= 1.0 and each and recovered >= 0.4:
+        return 'reproduces', facts
+    if gap >= 1.5 and gain <= 0.3:
+        return 'does not reproduce', facts
+    return 'inconclusive', facts
+
+
+def write_report(done: Dict[str, Record], out: str) -> None:
+    os.makedirs(out, exist_ok=True)
+    records = [done[r.name] for r in plan(done) if r.name in done]
+    with open(osp.join(out, 'paper_regime.json'), 'w') as f:
+        json.dump([asdict(r) for r in records], f, indent=1)
+    word, facts = verdict(done)
+    lines = ['# AGVM in the authors\' regime on the shapes data', '',
+             f'RetinaNet, pretrained tiny ResNet-18, {EPOCHS} epochs of '
+             f'{NUM_TRAIN} images at every batch; COCO bbox mAP (%) on 200 '
+             'validation images. Written by '
+             '`python tools/benchmark_paper_regime.py`.', '',
+             f'Verdict: {word}', ''] + [f'* {f}' for f in facts] + ['', (
+                 '| optimizer | batch | lr rule | lr | seed | steps | bbox '
+                 'mAP | final loss | note |'), '|---|---|---|---|---|---|'
+                 '---|---|---|']
+    for r in records:
+        note = 'diverged' if r.diverged else ', '.join(
+            f'{m} x{v}' for m, v in r.lr_mult.items())
+        mAP = 'NaN' if r.bbox_mAP is None else f'{r.bbox_mAP:.1f}'
+        loss = '—' if r.final_train_loss is None else \
+            f'{r.final_train_loss:.3f}'
+        lines.append(f'| {r.optimizer} | {r.batch} | {r.rule or "—"} | '
+                     f'{r.lr:.4g} | {r.seed} | {r.steps} | {mAP} | {loss} | '
+                     f'{note} |')
+    with open(osp.join(out, 'paper_regime.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    plot(records, osp.join(out, 'paper_regime.png'))
+
+
+def plot(records: Sequence[Record], path: str) -> None:
+    """mAP against lr, a panel per large batch, a line per optimizer; the
+    reference as a horizontal band."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    ref = [r.bbox_mAP for r in records if r.batch == REF_BATCH]
+    fig, axes = plt.subplots(1, len(LARGE), figsize=(5 * len(LARGE), 4),
+                             sharey=True, squeeze=False)
+    for ax, batch in zip(axes[0], sorted(LARGE)):
+        for name in dict.fromkeys(r.optimizer for r in records
+                                  if r.batch == batch):
+            pts = sorted((r.lr, r.bbox_mAP or 0.0) for r in records
+                         if r.batch == batch and r.optimizer == name)
+            ax.plot(*zip(*pts), 'o-', label=name)
+        if ref:
+            ax.axhline(sum(ref) / len(ref), color='k', ls='--',
+                       label=f'SGD b{REF_BATCH} (reference)')
+        ax.set(xscale='log', xlabel='lr', title=f'batch {batch}')
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel('bbox mAP (%)')
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split('\n', 1)[1])
+    parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per run (default 1)')
+    parser.add_argument('--work-root', default='work_dirs/paper_regime')
+    parser.add_argument('--out', default='docs/results')
+    parser.add_argument('--plan', action='store_true',
+                        help='print the runs planned so far, run nothing')
+    parser.add_argument('--report-only', action='store_true')
+    args = parser.parse_args(argv)
+
+    done = collect(args.work_root)
+    if args.plan or args.report_only:
+        for run in plan(done):
+            print(('done   ' if run.name in done else 'pending') + ' ' +
+                  run.name)
+        if args.report_only:
+            write_report(done, args.out)
+        return 0
+    subprocess.run([sys.executable, osp.join(ROOT, 'tools',
+                                             'pretrain_backbone.py')],
+                   check=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
+               MKL_NUM_THREADS=str(args.threads))
+    os.makedirs(args.work_root, exist_ok=True)
+    running: Dict[object, Run] = {}
+    failed = set()  # not retried in this call
+    with ThreadPoolExecutor(args.jobs) as pool:
+        while True:
+            for run in plan(done):
+                busy = {r.name for r in running.values()}
+                if len(running) >= args.jobs:
+                    break
+                if run.name in done or run.name in busy or \
+                        run.name in failed:
+                    continue
+                print(f'[paper regime] start {run.name}', flush=True)
+                log = run.work_root(args.work_root) + '.log'
+                running[pool.submit(_call, reproduce_argv(
+                    run, args.work_root), env, log)] = run
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                run = running.pop(future)
+                done = collect(args.work_root)
+                if run.name not in done:
+                    failed.add(run.name)
+                print(f'[paper regime] {run.name}: ' + (
+                    f'{done[run.name].bbox_mAP} mAP' if run.name in done
+                    else f'failed (see {run.work_root(args.work_root)}.log)'),
+                    flush=True)
+                write_report(done, args.out)
+    print(open(osp.join(args.out, 'paper_regime.md')).read())
+    return 0
+
+
+def collect(work_root: str) -> Dict[str, Record]:
+    """The finished runs, by name: the plan grows as results arrive (the
+    seed-1 reruns and the static control depend on the sweeps)."""
+    done: Dict[str, Record] = {}
+    seen = set()
+    while True:
+        new = [r for r in plan(done) if r.name not in seen]
+        if not new:
+            return done
+        for run in new:
+            seen.add(run.name)
+            record = read_record(run, work_root)
+            if record is not None:
+                done[run.name] = record
+
+
+def _call(argv: List[str], env: dict, log: str) -> int:
+    with open(log, 'a') as f:
+        return subprocess.call(argv, cwd=os.getcwd(), env=env, stdout=f,
+                               stderr=subprocess.STDOUT)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
