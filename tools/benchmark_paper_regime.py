@@ -99,7 +99,11 @@ class Record:
     diverged: bool
     status: str
     lr_mult: Dict[str, float] = field(default_factory=dict)
-    work_dir: str = ''
+    # AGVM's factors averaged over its logged window (measured, not applied,
+    # in the SGD runs); the static control's multipliers come from here
+    mean_factors: Dict[str, float] = field(default_factory=dict)
+    run: str = ''  # Run.name
+    commit: str = ''  # the code the run trained with
 
 
 def reproduce_argv(run: Run, work_root: str) -> List[str]:
@@ -131,12 +135,16 @@ def read_record(run: Run, work_root: str) -> Optional[Record]:
             for o in run.options if '.lr_mult.' in o}
     diverged = cell['status'] == 'diverged'
     mAP = values.get('coco/bbox_mAP')
+    commit = run.work_root(work_root) + '.commit'
     return Record(
         FAMILY, 'pretrained', run.batch, ARMS[run.arm], run.lr, run.seed,
         run.rule, cell['info'].get('steps'),
         None if mAP is None or diverged else round(100 * mAP, 2),
         values.get('loss'), diverged, cell['status'], mult,
-        cell['work_dir'])
+        mean_factors(osp.join(run.work_root(work_root),
+                              *cell['work_dir'].split(os.sep)[-2:])) or {},
+        run.name,
+        open(commit).read().strip() if osp.exists(commit) else '')
 
 
 def _score(record: Optional[Record]) -> float:
@@ -191,7 +199,7 @@ def plan(done: Dict[str, Record]) -> List[Run]:
     big = max(LARGE)
     top = best(sweep('agvm', big), done)
     if top is not None:
-        factors = mean_factors(done[top.name].work_dir)
+        factors = done[top.name].mean_factors
         if factors:
             runs.append(Run('static', big, top.lr, 0, top.rule, (
                 'optim_wrapper.constructor=AGVMOptimWrapperConstructor', ) +
@@ -255,6 +263,9 @@ def write_report(done: Dict[str, Record], out: str) -> None:
     for r in records:
         note = 'diverged' if r.diverged else ', '.join(
             f'{m} x{v}' for m, v in r.lr_mult.items())
+        if r.optimizer == ARMS['agvm'] and r.mean_factors:
+            note = 'mean s: ' + ', '.join(
+                f'{m} {v:.2f}' for m, v in r.mean_factors.items())
         mAP = 'NaN' if r.bbox_mAP is None else f'{r.bbox_mAP:.1f}'
         loss = '—' if r.final_train_loss is None else \
             f'{r.final_train_loss:.3f}'
@@ -308,7 +319,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--report-only', action='store_true')
     args = parser.parse_args(argv)
 
-    done = collect(args.work_root)
+    done = collect(args.work_root, args.out)
     if args.plan or args.report_only:
         for run in plan(done):
             print(('done   ' if run.name in done else 'pending') + ' ' +
@@ -322,6 +333,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads))
     os.makedirs(args.work_root, exist_ok=True)
+    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
     running: Dict[object, Run] = {}
     failed = set()  # not retried in this call
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -335,6 +348,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     continue
                 print(f'[paper regime] start {run.name}', flush=True)
                 log = run.work_root(args.work_root) + '.log'
+                with open(run.work_root(args.work_root) + '.commit',
+                          'w') as f:
+                    f.write(commit + '\n')
                 running[pool.submit(_call, reproduce_argv(
                     run, args.work_root), env, log)] = run
             if not running:
@@ -342,7 +358,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
             for future in finished:
                 run = running.pop(future)
-                done = collect(args.work_root)
+                done = collect(args.work_root, args.out)
                 if run.name not in done:
                     failed.add(run.name)
                 print(f'[paper regime] {run.name}: ' + (
@@ -354,9 +370,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def collect(work_root: str) -> Dict[str, Record]:
-    """The finished runs, by name: the plan grows as results arrive (the
-    seed-1 reruns and the static control depend on the sweeps)."""
+def collect(work_root: str, out: str) -> Dict[str, Record]:
+    """The finished runs, by name: the records already in
+    ``out/paper_regime.json`` (committed, so a new machine continues the
+    grid), then what the work dirs hold. The plan grows as results arrive
+    (the seed-1 reruns and the static control depend on the sweeps)."""
+    path = osp.join(out, 'paper_regime.json')
+    known = {}
+    if osp.exists(path):
+        with open(path) as f:
+            known = {r['run']: Record(**r) for r in json.load(f)}
     done: Dict[str, Record] = {}
     seen = set()
     while True:
@@ -365,7 +388,7 @@ def collect(work_root: str) -> Dict[str, Record]:
             return done
         for run in new:
             seen.add(run.name)
-            record = read_record(run, work_root)
+            record = known.get(run.name) or read_record(run, work_root)
             if record is not None:
                 done[run.name] = record
 
