@@ -17,7 +17,10 @@ epochs of 4000 images at every batch size, runs in this order:
 3. batch 64 (8x): the same;
 4. at 128: SGD with AGVM's time-averaged factors of its best run as fixed
    per-module lr multipliers (the static control); LAMB, PMD-LAMB and LARS,
-   two lrs each.
+   two lrs each;
+5. the contrast: the best SGD and AGVM lrs at 128 from a random-init
+   backbone (nothing frozen, BN training), the regime of the README's first
+   miniature.
 
 "SGD" is the AGVM wrapper with ``agvm.modulate=False`` (bit-identical to
 SGD, AGVM only measures), so every SGD-type run has the same clip window,
@@ -61,6 +64,8 @@ BASELINE_LRS = {'lamb': (3e-3, 9e-3), 'pmd-lamb': (3e-3, 9e-3),
 ARMS = {'sgd': 'SGD', 'agvm': 'SGD + AGVM', 'static': 'SGD, static mult',
         'lamb': 'LAMB', 'pmd-lamb': 'PMD-LAMB', 'lars': 'LARS'}
 MEASURE_ONLY = 'optim_wrapper.agvm.modulate=False'
+RANDOM_INIT = ('model.backbone.init_cfg=None', 'model.backbone.frozen_stages=-1',
+               'model.backbone.norm_eval=False')
 
 
 @dataclass
@@ -71,10 +76,13 @@ class Run:
     seed: int = 0
     rule: str = ''  # the lr rule of a sweep point
     options: Tuple[str, ...] = ()  # extra --cfg-options
+    backbone: str = 'pretrained'  # or 'random': the contrast
 
     @property
     def name(self) -> str:
-        return f'{self.arm}-b{self.batch}-lr{self.lr:.4g}-s{self.seed}'
+        suffix = '' if self.backbone == 'pretrained' else '-' + self.backbone
+        return f'{self.arm}-b{self.batch}-lr{self.lr:.4g}-s{self.seed}' + \
+            suffix
 
     @property
     def optim(self) -> str:  # tools/reproduce.py's optimizer
@@ -137,7 +145,7 @@ def read_record(run: Run, work_root: str) -> Optional[Record]:
     mAP = values.get('coco/bbox_mAP')
     commit = run.work_root(work_root) + '.commit'
     return Record(
-        FAMILY, 'pretrained', run.batch, ARMS[run.arm], run.lr, run.seed,
+        FAMILY, run.backbone, run.batch, ARMS[run.arm], run.lr, run.seed,
         run.rule, cell['info'].get('steps'),
         None if mAP is None or diverged else round(100 * mAP, 2),
         values.get('loss'), diverged, cell['status'], mult,
@@ -207,6 +215,13 @@ def plan(done: Dict[str, Record]) -> List[Run]:
                       for m, v in sorted(factors.items()))))
     for arm, lrs in BASELINE_LRS.items():
         runs += [Run(arm, big, lr) for lr in lrs]
+    # the contrast: the best lrs again from a random-init backbone (as the
+    # README's first miniature), nothing frozen, BN training
+    for arm in ('sgd', 'agvm'):
+        top = best(sweep(arm, big), done)
+        if top is not None:
+            runs.append(Run(arm, big, top.lr, 0, top.rule, RANDOM_INIT,
+                            'random'))
     return runs
 
 
@@ -269,12 +284,18 @@ def write_report(done: Dict[str, Record], out: str) -> None:
         mAP = 'NaN' if r.bbox_mAP is None else f'{r.bbox_mAP:.1f}'
         loss = '—' if r.final_train_loss is None else \
             f'{r.final_train_loss:.3f}'
-        lines.append(f'| {r.optimizer} | {r.batch} | {r.rule or "—"} | '
+        lines.append(f'| {_label(r)} | {r.batch} | {r.rule or "—"} | '
                      f'{r.lr:.4g} | {r.seed} | {r.steps} | {mAP} | {loss} | '
                      f'{note} |')
     with open(osp.join(out, 'paper_regime.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
     plot(records, osp.join(out, 'paper_regime.png'))
+
+
+def _label(record: Record) -> str:
+    if record.backbone == 'pretrained':
+        return record.optimizer
+    return f'{record.optimizer} ({record.backbone} init)'
 
 
 def plot(records: Sequence[Record], path: str) -> None:
@@ -287,10 +308,10 @@ def plot(records: Sequence[Record], path: str) -> None:
     fig, axes = plt.subplots(1, len(LARGE), figsize=(5 * len(LARGE), 4),
                              sharey=True, squeeze=False)
     for ax, batch in zip(axes[0], sorted(LARGE)):
-        for name in dict.fromkeys(r.optimizer for r in records
+        for name in dict.fromkeys(_label(r) for r in records
                                   if r.batch == batch):
             pts = sorted((r.lr, r.bbox_mAP or 0.0) for r in records
-                         if r.batch == batch and r.optimizer == name)
+                         if r.batch == batch and _label(r) == name)
             ax.plot(*zip(*pts), 'o-', label=name)
         if ref:
             ax.axhline(sum(ref) / len(ref), color='k', ls='--',
