@@ -8,7 +8,7 @@ import argparse
 from mmengine.config import Config
 
 import agvm_mm  # noqa: F401  registers AGVM's wrapper, constructor and hook
-from agvm_mm.utils.launch import (build_runner, enable_amp,
+from agvm_mm.utils.launch import (amp_available, build_runner, enable_amp,
                                   enable_auto_scale_lr, parse_args, prepare,
                                   shutdown)
 
@@ -19,14 +19,21 @@ def get_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--amp', action='store_true',
                         help='automatic mixed precision (AGVMOptimWrapper '
-                        'becomes AGVMAmpOptimWrapper)')
+                        'becomes AGVMAmpOptimWrapper); needs a GPU (or '
+                        'NPU/MLU/MUSA): mmengine refuses AMP on the CPU')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the lr by the global batch (GPUs x '
                         'batch per GPU x accumulative_counts)')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from CKPT, or from the latest '
                         'checkpoint in the work dir if none is given')
-    return parse_args(parser)
+    args = parse_args(parser)
+    if args.amp and not amp_available():  # before anything is built
+        parser.error('--amp needs a GPU (or NPU/MLU/MUSA), and none is '
+                     "available: mmengine's AmpOptimWrapper, and with it "
+                     'AGVMAmpOptimWrapper, refuses to train on the CPU. Drop '
+                     '--amp to train in fp32.')
+    return args
 
 
 def main() -> None:

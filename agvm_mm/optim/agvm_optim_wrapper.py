@@ -13,7 +13,7 @@ from mmengine.registry import OPTIM_WRAPPERS
 from torch import Tensor
 
 from ..core import compute_factors, gather_statistics, precondition, scaled_lr
-from ..partition import partition_modules
+from ..partition import partition_modules, unwrap
 from .agvm_config import AGVMConfig
 
 # Optimizer classes (matched along the MRO) whose variance rule is known.
@@ -79,12 +79,17 @@ class AGVMOptimWrapperMixin:
                 f'which {type(self.optimizer).__name__} (sharded or without '
                 'a param_groups list) does not allow. Use a torch optimizer '
                 '(SGD, AdamW, TimmLARS, TimmLAMB, ...).')
+        if self._rule == 'adam':
+            _check_adam_groups(self.optimizer)
         self._modules: List[str] = []
         self._module_of: Dict[int, int] = {}  # id(param) -> module index
         self._scales: Dict[str, float] = {}
         self._variances: Dict[str, float] = {}
         self._agvm_steps = 0
         self._half_a: Optional[List[Optional[Tensor]]] = None
+        # set by load_state_dict when a mid-accumulation checkpoint brought
+        # back the gradients gathered so far (one process only)
+        self._restored_pending = False
 
     # ------------------------------------------------------------ public
     @property
@@ -103,6 +108,11 @@ class AGVMOptimWrapperMixin:
         return dict(self._variances)
 
     @property
+    def agvm_rule(self) -> str:
+        """Variance rule in use: ``'sgd'`` or ``'adam'``."""
+        return self._rule
+
+    @property
     def agvm_steps(self) -> int:
         """Number of statistics steps taken so far."""
         return self._agvm_steps
@@ -111,12 +121,20 @@ class AGVMOptimWrapperMixin:
         """Partition ``model`` into modules; done by the constructor, by
         ``initialize_count_status`` or on the first ``optim_context``."""
         parts = partition_modules(model, self.agvm_cfg.modules)
-        if self.agvm_cfg.anchor not in parts:
+        anchor = self.agvm_cfg.anchor
+        if anchor not in parts:
+            under = [p for n, p in unwrap(model).named_parameters()
+                     if n == anchor or n.startswith(anchor + '.')]
+            if under and not any(p.requires_grad for p in under):
+                why = (f'is frozen: all its {len(under)} parameter tensors '
+                       'have requires_grad=False (e.g. by model.backbone.'
+                       'frozen_stages). Unfreeze it, or pick')
+            else:
+                why = 'is not a module with trainable parameters. Pick'
             raise ValueError(
-                f'optim_wrapper.agvm.anchor={self.agvm_cfg.anchor!r} is not a '
-                f'module with trainable parameters; the modules are '
-                f'{list(parts)}. Pick one of them (the paper uses the '
-                'backbone) or change agvm.modules.')
+                f'optim_wrapper.agvm.anchor={anchor!r} {why} one of the '
+                f'modules {list(parts)} (the paper uses the backbone) or '
+                'change agvm.modules.')
         self._modules = list(parts)
         self._module_of = {
             id(p): i
@@ -139,7 +157,21 @@ class AGVMOptimWrapperMixin:
     # ------------------------------------------------ mmengine interface
     def initialize_count_status(self, model: nn.Module, init_counts: int,
                                 max_counts: int) -> None:
-        super().initialize_count_status(model, init_counts, max_counts)
+        offset = init_counts % self._accumulative_counts
+        if not (self._restored_pending and offset):
+            super().initialize_count_status(model, init_counts, max_counts)
+        else:
+            # mmengine warns that the gradients of the unfinished cycle are
+            # lost; here they came back with the checkpoint, so count from
+            # the cycle's start (no warning) and then move to init_counts
+            super().initialize_count_status(model, init_counts - offset,
+                                            max_counts)
+            self._inner_count = init_counts
+            print_log(
+                f'AGVM: resumed at iteration {init_counts}, {offset} of '
+                f'{self._accumulative_counts} micro-batches into an '
+                'accumulation cycle; their gradients were restored from the '
+                'checkpoint, so the step is exact.', 'current')
         self.bind(model)
 
     @contextmanager
@@ -219,6 +251,7 @@ class AGVMOptimWrapperMixin:
                 for param, grad in zip(self._params(), pending['grads']):
                     param.grad = None if grad is None else grad.to(param)
                 self._half_a = pending['half_a']
+                self._restored_pending = True
         super().load_state_dict(state_dict)
 
     # ----------------------------------------------------------- helpers
@@ -334,6 +367,19 @@ class AGVMOptimWrapperMixin:
         self._variances.update((m, float(v)) for m, v, ok in zip(
             self._modules, phi.tolist(), valid.tolist()) if ok)
         self._agvm_steps += 1
+
+
+def _check_adam_groups(optimizer: torch.optim.Optimizer) -> None:
+    """The Adam-type rule reads ``betas[1]`` and ``eps`` of every group."""
+    for index, group in enumerate(optimizer.param_groups):
+        missing = [key for key in ('betas', 'eps') if key not in group]
+        if missing:
+            raise ValueError(
+                f"optim_wrapper.agvm.rule='adam' needs each parameter "
+                f"group's betas (beta2) and eps, but param group {index} of "
+                f'{type(optimizer).__name__} has no {missing}. Use '
+                "agvm.rule='sgd' for this optimizer, or an Adam-type "
+                'optimizer (Adam, AdamW, TimmLAMB, ...).')
 
 
 def _clone(tensor: Optional[Tensor]) -> Optional[Tensor]:

@@ -26,6 +26,14 @@ def set_work_dir(cfg: Config, work_dir: Optional[str], config: str) -> None:
                                 osp.splitext(osp.basename(config))[0])
 
 
+def amp_available() -> bool:
+    """Whether mmengine's ``AmpOptimWrapper`` (and so
+    ``AGVMAmpOptimWrapper``) can train here: it asserts a GPU, NPU, MLU or
+    MUSA device."""
+    from mmengine.device import get_device
+    return get_device() not in ('cpu', 'mps')
+
+
 def enable_amp(cfg: Config) -> None:
     """``--amp``: switch to the AMP twin of the configured wrapper (stock
     mmdet silently replaces any wrapper by ``AmpOptimWrapper``)."""
