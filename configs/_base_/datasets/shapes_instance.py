@@ -1,10 +1,12 @@
 # Synthetic "shapes" instance segmentation (COCO boxes + RLE masks).
 # Generate the data first:
 #   python tools/generate_shapes.py --out data/shapes
-# Stock mmdet classes only; types carry the `mmdet.` scope so the file works
+# The dataset is agvm_mm's ShapesCocoDataset (mmdet's CocoDataset with the shapes
+# metainfo and paths; configs using this file import agvm_mm), the rest
+# stock mmdet classes; types carry the `mmdet.` scope so the file works
 # under any default_scope. If a child config overrides `data_root`, it must
 # also re-set the evaluators' `ann_file` (evaluated when this file is loaded).
-dataset_type = 'mmdet.CocoDataset'
+dataset_type = 'mmdet.ShapesCocoDataset'
 data_root = 'data/shapes/'
 img_size = 128
 backend_args = None

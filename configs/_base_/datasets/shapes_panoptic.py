@@ -6,7 +6,9 @@
 # `agvm_mm.datasets.ensure_panopticapi()` before building them.
 # If a child config overrides `data_root`, it must also re-set the
 # evaluators' `ann_file` / `seg_prefix` (evaluated when this file is loaded).
-dataset_type = 'mmdet.CocoPanopticDataset'
+# agvm_mm's ShapesPanopticDataset: mmdet's CocoPanopticDataset with the shapes
+# metainfo and paths (configs using this file import agvm_mm).
+dataset_type = 'mmdet.ShapesPanopticDataset'
 data_root = 'data/shapes/'
 img_size = 128
 backend_args = None

@@ -3,9 +3,11 @@
 # (values 0..8 = things then stuff, every pixel labeled, no 255).
 # Generate the data first:
 #   python tools/generate_shapes.py --out data/shapes
-# Stock mmseg classes only; types carry the `mmseg.` scope so the file works
+# The dataset is agvm_mm's ShapesSegDataset (mmseg's BaseSegDataset with the shapes
+# metainfo and paths; configs using this file import agvm_mm), the rest
+# stock mmseg classes; types carry the `mmseg.` scope so the file works
 # under any default_scope.
-dataset_type = 'mmseg.BaseSegDataset'
+dataset_type = 'mmseg.ShapesSegDataset'
 data_root = 'data/shapes/'
 img_size = 128
 backend_args = None
