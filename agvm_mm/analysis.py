@@ -35,13 +35,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from mmengine.dist import is_main_process
-from mmengine.hooks import Hook
-from mmengine.registry import HOOKS
+from .hooks.gradient_variance_hook import COLUMNS, CSV_NAME
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-CSV_NAME = 'gradient_variance.csv'
-COLUMNS = ('batch', 'step', 'iteration', 'module', 'phi', 'scale')
 WRAPPER_TYPES = {
     'OptimWrapper': 'AGVMOptimWrapper',
     'AGVMOptimWrapper': 'AGVMOptimWrapper',
@@ -50,78 +46,6 @@ WRAPPER_TYPES = {
 }
 # by_epoch default of scheduler types that count iterations by default
 ITER_SCHEDULERS = ('ExpWarmupLR', 'ExpWarmupParamScheduler')
-
-
-# --------------------------------------------------------------- recording
-def _agvm_wrappers(runner) -> list:
-    wrapper = runner.optim_wrapper
-    candidates = (wrapper.values()
-                  if hasattr(wrapper, 'optim_wrappers') else [wrapper])
-    return [w for w in candidates if hasattr(w, 'agvm_cfg')]
-
-
-@HOOKS.register_module()
-class GradientVarianceHook(Hook):
-    """Appends each module's ``Phi_m`` and ``s_m`` to ``<work_dir>/<filename>``
-    at every AGVM statistics step (not only at logger intervals), one row per
-    module: ``batch, step, iteration, module, phi, scale``.
-
-    ``step`` is the 0-based optimizer step the statistics were taken on,
-    ``iteration`` the 1-based runner iteration (micro-batch) that ended it.
-
-    Args:
-        batch (int, optional): Global batch written in the ``batch`` column.
-            None: world size x train batch size x accumulative counts.
-        filename (str): CSV name inside the work dir.
-
-    Examples:
-        >>> custom_hooks = [dict(type='GradientVarianceHook')]
-    """
-    priority = 'LOW'
-
-    def __init__(self, batch: Optional[int] = None,
-                 filename: str = CSV_NAME) -> None:
-        self.batch = batch
-        self.filename = filename
-        self._seen: Dict[int, int] = {}
-        self.path: Optional[str] = None
-
-    def before_train(self, runner) -> None:
-        wrappers = _agvm_wrappers(runner)
-        if not wrappers:
-            raise RuntimeError(
-                'GradientVarianceHook needs an AGVM optim wrapper '
-                "(optim_wrapper.type='AGVMOptimWrapper'; agvm.modulate=False "
-                'only measures).')
-        for wrapper in wrappers:
-            self._seen[id(wrapper)] = wrapper.agvm_steps
-        if self.batch is None:
-            from mmengine.dist import get_world_size
-            self.batch = (get_world_size() *
-                          runner.train_dataloader.batch_size *
-                          wrappers[0]._accumulative_counts)
-        self.path = osp.join(runner.work_dir, self.filename)
-        if is_main_process() and not (runner._resume and
-                                      osp.exists(self.path)):
-            with open(self.path, 'w', newline='') as f:
-                csv.writer(f).writerow(COLUMNS)
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
-                         outputs=None) -> None:
-        rows = []
-        for wrapper in _agvm_wrappers(runner):
-            if wrapper.agvm_steps == self._seen.get(id(wrapper)):
-                continue
-            self._seen[id(wrapper)] = wrapper.agvm_steps
-            step = (wrapper._inner_count - 1) // wrapper._accumulative_counts
-            scales = wrapper.agvm_scales
-            for module, phi in wrapper.agvm_variances.items():
-                rows.append((self.batch, step, runner.iter + 1, module,
-                             repr(float(phi)),
-                             repr(float(scales.get(module, 1.0)))))
-        if rows and is_main_process():
-            with open(self.path, 'a', newline='') as f:
-                csv.writer(f).writerows(rows)
 
 
 # -------------------------------------------------------------- the cells
@@ -269,7 +193,7 @@ def make_cell_config(cfg, cell: Cell, steps: int, interval: int = 1,
     cfg.custom_hooks = custom
     imports = dict(cfg.get('custom_imports') or {})
     names = list(imports.get('imports') or [])
-    for name in ('agvm_mm', 'agvm_mm.analysis'):
+    for name in ('agvm_mm', ):
         if name not in names:
             names.append(name)
     cfg.custom_imports = dict(imports, imports=names,

@@ -8,7 +8,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 
-def _wrappers(runner) -> List:
+def agvm_wrappers(runner) -> List:
     """The AGVM wrappers of the runner (an OptimWrapperDict may hold
     several)."""
     wrapper = runner.optim_wrapper
@@ -80,7 +80,7 @@ class AGVMHook(Hook):
         self._seen = {}
 
     def before_train(self, runner) -> None:
-        wrappers = _wrappers(runner)
+        wrappers = agvm_wrappers(runner)
         if not wrappers:
             print_log('AGVMHook: no AGVM optim wrapper; nothing to log.',
                       'current')
@@ -137,7 +137,7 @@ class AGVMHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        for wrapper in _wrappers(runner):
+        for wrapper in agvm_wrappers(runner):
             if wrapper.agvm_steps == self._seen.get(id(wrapper)):
                 continue
             self._seen[id(wrapper)] = wrapper.agvm_steps
