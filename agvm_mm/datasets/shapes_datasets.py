@@ -48,10 +48,31 @@ try:
 except ImportError:  # agvm_mm also serves mmseg-only installs
     MMDET_DATASETS = None
 
+class _ShapesCocoLayout:
+    """Fills ``data_root``, ``ann_file`` and ``data_prefix`` of a COCO-style
+    dataset with the shapes layout of the split (``TASK`` names the json);
+    the arguments given win."""
+    TASK = 'instance'
+
+    def __init__(self, data_root: str = DEFAULT_ROOT,
+                 ann_file: Optional[str] = None,
+                 data_prefix: Optional[dict] = None,
+                 test_mode: bool = False, **kwargs) -> None:
+        split = _split(test_mode)
+        prefix = dict(img=f'{split}2017/')
+        if self.TASK == 'panoptic':
+            prefix['seg'] = f'annotations/panoptic_{split}2017/'
+        super().__init__(
+            data_root=data_root,
+            ann_file=ann_file or shapes_ann_file(self.TASK, test_mode, ''),
+            data_prefix=data_prefix or prefix, test_mode=test_mode,
+            **kwargs)
+
+
 if MMDET_DATASETS is not None:
 
     @MMDET_DATASETS.register_module()
-    class ShapesCocoDataset(CocoDataset):
+    class ShapesCocoDataset(_ShapesCocoLayout, CocoDataset):
         """mmdet's ``CocoDataset`` on the shapes data (6 thing classes;
         boxes, and masks with ``LoadAnnotations(with_mask=True)``).
 
@@ -65,20 +86,8 @@ if MMDET_DATASETS is not None:
         """
         METAINFO = dict(SHAPES_DET_METAINFO)
 
-        def __init__(self, data_root: str = DEFAULT_ROOT,
-                     ann_file: Optional[str] = None,
-                     data_prefix: Optional[dict] = None,
-                     test_mode: bool = False, **kwargs) -> None:
-            split = _split(test_mode)
-            super().__init__(
-                data_root=data_root,
-                ann_file=ann_file or shapes_ann_file('instance', test_mode,
-                                                     ''),
-                data_prefix=data_prefix or dict(img=f'{split}2017/'),
-                test_mode=test_mode, **kwargs)
-
     @MMDET_DATASETS.register_module()
-    class ShapesPanopticDataset(CocoPanopticDataset):
+    class ShapesPanopticDataset(_ShapesCocoLayout, CocoPanopticDataset):
         """mmdet's ``CocoPanopticDataset`` on the shapes data (6 thing and 3
         stuff classes).
 
@@ -92,20 +101,7 @@ if MMDET_DATASETS is not None:
             **kwargs: As for ``CocoPanopticDataset``.
         """
         METAINFO = dict(SHAPES_PANOPTIC_METAINFO)
-
-        def __init__(self, data_root: str = DEFAULT_ROOT,
-                     ann_file: Optional[str] = None,
-                     data_prefix: Optional[dict] = None,
-                     test_mode: bool = False, **kwargs) -> None:
-            split = _split(test_mode)
-            super().__init__(
-                data_root=data_root,
-                ann_file=ann_file or shapes_ann_file('panoptic', test_mode,
-                                                     ''),
-                data_prefix=data_prefix or dict(
-                    img=f'{split}2017/',
-                    seg=f'annotations/panoptic_{split}2017/'),
-                test_mode=test_mode, **kwargs)
+        TASK = 'panoptic'
 
 try:
     from mmseg.datasets import BaseSegDataset
