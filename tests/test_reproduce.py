@@ -1,4 +1,4 @@
-"""tools/reproduce.py and agvm_mm.reproduce: the local mode on a 2 x 2 grid
+"""tools/reproduce.py and tools/harness: the local mode on a 2 x 2 grid
 (table and plot from the runs' logs, resume), the cluster mode's dry-run
 commands, and DivergenceHook (a diverging run stops early, leaves its marker
 and is reported as NaN)."""
@@ -18,10 +18,10 @@ from mmengine.model import BaseModel
 from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
-from agvm_mm import reproduce as R
 from agvm_mm.hooks import divergence_hook  # noqa: F401  registers the hook
 from agvm_mm.hooks.divergence_hook import MARKER, DivergenceHook, total_loss
 from tests.conftest import ROOT, run_tool
+from tools import harness as R
 
 TOOL = osp.join(ROOT, 'tools', 'reproduce.py')
 
@@ -225,7 +225,8 @@ def test_cluster_dry_run_slurm(tmp_path):
 
 def test_cluster_dry_run_pytorch(tmp_path, capsys):
     cells = R.plan_cluster(['sem_fpn', 'mask_rcnn'], [512], ['agvm', 'lars'],
-                           'pytorch', work_root=str(tmp_path))
+                           R.ClusterOptions('pytorch',
+                                            work_root=str(tmp_path)))
     R.run_grid(cells, dry_run=True)
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if 'dist_train.sh' in line]
@@ -242,7 +243,8 @@ def test_cluster_dry_run_pytorch(tmp_path, capsys):
     with pytest.raises(ValueError):  # slurm needs a partition
         env = os.environ.pop('PARTITION', None)
         try:
-            R.plan_cluster(['retinanet'], [256], ['sgd'], 'slurm')
+            R.plan_cluster(['retinanet'], [256], ['sgd'],
+                           R.ClusterOptions('slurm'))
         finally:
             if env is not None:
                 os.environ['PARTITION'] = env
@@ -257,7 +259,8 @@ def test_batch_specs_restrict_the_grid(tmp_path):
     assert only == {32: ('sgd', ), 512: ('sgd', 'pmd-lamb')}
     cells = R.plan_cluster(['faster_rcnn'], batches, ['sgd', 'agvm',
                                                       'pmd-lamb'],
-                           'pytorch', work_root=str(tmp_path))
+                           R.ClusterOptions('pytorch',
+                                            work_root=str(tmp_path)))
     kept = {(c.optim, c.batch) for c in R.restrict_cells(cells, only)}
     assert kept == {('sgd', 32), ('sgd', 256), ('agvm', 256),
                     ('pmd-lamb', 256), ('sgd', 512), ('pmd-lamb', 512)}
@@ -288,7 +291,7 @@ def test_slot_env_splits_threads_and_gpus(monkeypatch):
 # local mode: a 2 x 2 grid on the shapes data
 def _logged_metric(work_dir, key):
     """The last value of ``key`` in the cell's mmengine json logs, read
-    independently of agvm_mm.reproduce."""
+    independently of tools/harness."""
     value = None
     for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                           'scalars.json'))):

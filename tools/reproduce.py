@@ -25,7 +25,7 @@ import sys
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from agvm_mm import reproduce as R  # noqa: E402
+from tools import harness as R  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -123,23 +123,28 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    train_args = shlex.split(args.train_args)
+    common = dict(work_root=args.work_root,
+                  divergence_hook=not args.no_divergence_hook,
+                  train_args=shlex.split(args.train_args))
     if args.local:
         if not args.dry_run and not args.report_only:
             ensure_data(args)
-        cells = R.plan_local(
-            args.families, args.batches, args.optims, args.work_root,
-            args.batch_per_proc, args.epochs, args.lr_scaling, args.base_lr,
-            divergence_hook=not args.no_divergence_hook,
-            max_loss=args.max_loss, train_args=train_args)
+        cells = R.plan_local(args.families, args.batches, args.optims,
+                             R.LocalOptions(
+                                 batch_per_proc=args.batch_per_proc,
+                                 epochs=args.epochs,
+                                 lr_scaling=args.lr_scaling,
+                                 base_lrs=args.base_lr,
+                                 max_loss=args.max_loss, **common))
     else:
         try:
-            cells = R.plan_cluster(
-                args.families, args.batches, args.optims, args.launcher,
-                args.work_root, args.partition, args.job_name,
-                args.gpus_per_node, args.model,
-                divergence_hook=not args.no_divergence_hook,
-                train_args=train_args)
+            cells = R.plan_cluster(args.families, args.batches, args.optims,
+                                   R.ClusterOptions(
+                                       launcher=args.launcher,
+                                       partition=args.partition,
+                                       job_name=args.job_name,
+                                       gpus_per_node=args.gpus_per_node,
+                                       model=args.model, **common))
         except ValueError as error:
             print(f'tools/reproduce.py: {error}', file=sys.stderr)
             return 2
