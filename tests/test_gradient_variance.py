@@ -1,6 +1,6 @@
 """tools/analysis_tools/gradient_variance.py: per-module gradient variance at
 several batch sizes (the paper's Figure 1) on the tiny RetinaNet shapes
-config, and the functions of agvm_mm.analysis it is built from."""
+config, and the functions it is built from."""
 import csv
 import glob
 import os
@@ -8,9 +8,11 @@ import os
 import pytest
 from mmengine.config import Config
 
-from agvm_mm.analysis import (Cell, make_cell_config, plan_cells,
-                              plot_gradient_variance, read_rows, summarize)
 from tests.conftest import ROOT, run_tool
+from tools.analysis_tools.gradient_variance import (Cell, make_cell_config,
+                                                    plan_cells)
+from tools.harness.plot import plot_gradient_variance
+from tools.harness.variance import read_rows, summarize
 
 CONFIG = os.path.join(ROOT, 'configs/shapes/retinanet_tiny_shapes_agvm.py')
 TOOL = os.path.join(ROOT, 'tools/analysis_tools/gradient_variance.py')

@@ -1,7 +1,7 @@
 """Hook that logs AGVM's per-module statistics and can start AGVM after the
 warm-up."""
 import math
-from typing import List, Optional, Sequence
+from typing import List, Optional, Sequence, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
@@ -30,6 +30,15 @@ def warmup_end_iter(runner) -> Optional[int]:
         if scheduler.begin == 0 and end < runner.max_iters:
             return int(end)
     return None
+
+
+def clip_window_around(warm: int,
+                       clip_window: Sequence[int]) -> Tuple[int, int]:
+    """The optimizer steps ``[warm - before, warm + after)`` (from 0 at the
+    earliest) of ``clip_window = (before, after)`` around the warm-up's end
+    at optimizer step ``warm``."""
+    before, after = clip_window
+    return (max(0, warm - before), warm + after)
 
 
 @HOOKS.register_module()
@@ -125,9 +134,8 @@ class AGVMHook(Hook):
                 'AGVMHook.clip_window clips gradients around the warm-up, '
                 'but the optim wrapper has no clip_grad: set optim_wrapper.'
                 'clip_grad=dict(max_norm=1.0) (the authors\' setting).')
-        before, after = self.clip_window
         cfg = wrapper.agvm_cfg
-        cfg.clip_grad_window = (max(0, warm - before), warm + after)
+        cfg.clip_grad_window = clip_window_around(warm, self.clip_window)
         cfg.check()
         print_log(
             f'AGVMHook: gradients clipped ({wrapper.clip_grad_kwargs}) only '

@@ -1,0 +1,59 @@
+"""The tools' figures of AGVM's per-module statistics."""
+import os
+import os.path as osp
+from typing import Optional, Sequence
+
+from .variance import modules_of
+
+
+def plot_gradient_variance(rows: Sequence[dict], out_png: str,
+                           title: str = '', dpi: int = 100,
+                           panel_size=(4.0, 3.4),
+                           log_y: Optional[bool] = None) -> str:
+    """The paper's Figure 1: one panel per batch size (shared y axis), one
+    line per module, Phi against the optimizer step. The figure measures
+    ``len(batches) * panel_size[0] x panel_size[1]`` inches at ``dpi``.
+    ``log_y`` None: log scale when Phi spans more than a factor 20."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    if not rows:
+        raise ValueError('no gradient-variance rows to plot.')
+    batches = sorted({r['batch'] for r in rows})
+    modules = modules_of(rows)
+    positive = [r['phi'] for r in rows if r['phi'] > 0]
+    if log_y is None:
+        log_y = bool(positive) and max(positive) > 20 * min(positive)
+    colors = {m: f'C{i % 10}' for i, m in enumerate(modules)}
+    fig, axes = plt.subplots(
+        1, len(batches), sharey=True, squeeze=False,
+        figsize=(panel_size[0] * len(batches), panel_size[1]))
+    for ax, batch in zip(axes[0], batches):
+        for m in modules:
+            points = sorted((r['step'], r['phi']) for r in rows
+                            if r['batch'] == batch and r['module'] == m
+                            and (r['phi'] > 0 or not log_y))
+            if not points:
+                continue
+            x, y = zip(*points)
+            window = max(1, len(y) // 10)
+            if window > 1:  # raw values faint, moving average solid
+                ax.plot(x, y, color=colors[m], lw=0.6, alpha=0.3)
+                y = [sum(y[max(0, i - window + 1):i + 1]) /
+                     len(y[max(0, i - window + 1):i + 1])
+                     for i in range(len(y))]
+            ax.plot(x, y, color=colors[m], lw=1.5, label=m,
+                    marker='o' if len(x) < 12 else None, ms=3)
+        ax.set_title(f'batch {batch}', fontsize=10)
+        ax.set_xlabel('optimizer step')
+        ax.grid(alpha=0.3, which='both' if log_y else 'major')
+        if log_y:
+            ax.set_yscale('log')
+    axes[0][0].set_ylabel(r'$\Phi_m = 1 - \cos(g_A, g_B)$')
+    axes[0][-1].legend(fontsize=8, loc='best')
+    fig.suptitle(title or 'Gradient variance per module', fontsize=11)
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(out_png)), exist_ok=True)
+    fig.savefig(out_png, dpi=dpi)
+    plt.close(fig)
+    return out_png
