@@ -12,8 +12,9 @@ epochs of 4000 images at every batch size, runs in this order:
 1. the reference: batch 8, SGD at the linear rule's lr (0.02 x B / 16),
    seeds 0 and 1;
 2. batch 128 (16x): SGD and SGD + AGVM, each at the square-root rule's lr,
-   the authors' (0.65x linear) and the linear rule's; the best lr of each
-   again with seed 1;
+   the authors' (0.65x linear) and the linear rule's, extended by halving
+   (doubling) the lr while the best is the lowest (highest) point, twice at
+   most; the best lr of each again with seed 1;
 3. batch 64 (8x): the same;
 4. at 128: SGD with AGVM's time-averaged factors of its best run as fixed
    per-module lr multipliers (the static control); LAMB, PMD-LAMB and LARS,
@@ -46,6 +47,7 @@ import os
 import os.path as osp
 import subprocess
 import sys
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -59,6 +61,7 @@ SEEDS = (0, 1)
 RULES = (('sqrt', lambda b: RECIPE_LR * math.sqrt(b / RECIPE_BATCH)),
          ('authors', lambda b: 0.65 * RECIPE_LR * b / RECIPE_BATCH),
          ('linear', lambda b: RECIPE_LR * b / RECIPE_BATCH))
+EXTEND = 2  # sweep points added beyond each end (see sweep)
 BASELINE_LRS = {'lamb': (3e-3, 9e-3), 'pmd-lamb': (3e-3, 9e-3),
                 'lars': (0.5, 1.5)}
 ARMS = {'sgd': 'SGD', 'agvm': 'SGD + AGVM', 'static': 'SGD, static mult',
@@ -161,8 +164,26 @@ def _score(record: Optional[Record]) -> float:
     return record.bbox_mAP
 
 
-def sweep(arm: str, batch: int) -> List[Run]:
-    return [Run(arm, batch, lr(batch), 0, rule) for rule, lr in RULES]
+def sweep(arm: str, batch: int, done: Dict[str, Record]) -> List[Run]:
+    """The three rules' lrs, extended by halving (doubling) while the best
+    finished point is the lowest (highest), at most ``EXTEND`` times each
+    way, so that the best lr lies inside the sweep where it can."""
+    runs = [Run(arm, batch, lr(batch), 0, rule) for rule, lr in RULES]
+    low = high = 0
+    while True:
+        top = best(runs, done)
+        if top is None:
+            return runs
+        lrs = [r.lr for r in runs]
+        if top.lr == min(lrs) and low < EXTEND:
+            low += 1
+            runs.append(Run(arm, batch, min(lrs) / 2, 0, f'sqrt/{2**low}'))
+        elif top.lr == max(lrs) and high < EXTEND:
+            high += 1
+            runs.append(Run(arm, batch, max(lrs) * 2, 0,
+                            f'linear x{2**high}'))
+        else:
+            return runs
 
 
 def best(runs: Sequence[Run], done: Dict[str, Record]) -> Optional[Run]:
@@ -194,10 +215,11 @@ def plan(done: Dict[str, Record]) -> List[Run]:
            for s in SEEDS]
     runs = ref[:1]
     for batch in LARGE:
-        sweeps = {arm: sweep(arm, batch) for arm in ('sgd', 'agvm')}
+        sweeps = {arm: sweep(arm, batch, done) for arm in ('sgd', 'agvm')}
         # the authors' rule first, SGD and AGVM side by side
         for i in (1, 0, 2):
             runs += [sweeps['sgd'][i], sweeps['agvm'][i]]
+        runs += sweeps['sgd'][3:] + sweeps['agvm'][3:]
         if batch == max(LARGE):
             runs += ref[1:]
         for arm, points in sweeps.items():
@@ -205,7 +227,7 @@ def plan(done: Dict[str, Record]) -> List[Run]:
             if top is not None:
                 runs.append(Run(arm, batch, top.lr, 1, top.rule))
     big = max(LARGE)
-    top = best(sweep('agvm', big), done)
+    top = best(sweep('agvm', big, done), done)
     if top is not None:
         factors = done[top.name].mean_factors
         if factors:
@@ -218,7 +240,7 @@ def plan(done: Dict[str, Record]) -> List[Run]:
     # the contrast: the best lrs again from a random-init backbone (as the
     # README's first miniature), nothing frozen, BN training
     for arm in ('sgd', 'agvm'):
-        top = best(sweep(arm, big), done)
+        top = best(sweep(arm, big, done), done)
         if top is not None:
             runs.append(Run(arm, big, top.lr, 0, top.rule, RANDOM_INIT,
                             'random'))
@@ -230,7 +252,7 @@ def verdict(done: Dict[str, Record]) -> Tuple[str, List[str]]:
     big = max(LARGE)
     ref = [done[r.name].bbox_mAP for r in plan(done)
            if r.batch == REF_BATCH and r.name in done]
-    tops = {arm: best(sweep(arm, big), done) for arm in ('sgd', 'agvm')}
+    tops = {arm: best(sweep(arm, big, done), done) for arm in ('sgd', 'agvm')}
     if len(ref) < 2 or None in tops.values():
         return 'pending', ['the reference or a sweep at the largest batch '
                            'has not finished']
@@ -360,32 +382,41 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     failed = set()  # not retried in this call
     with ThreadPoolExecutor(args.jobs) as pool:
         while True:
-            for run in plan(done):
-                busy = {r.name for r in running.values()}
-                if len(running) >= args.jobs:
-                    break
-                if run.name in done or run.name in busy or \
-                        run.name in failed:
-                    continue
+            busy = {r.name for r in running.values()}
+            todo = [r for r in plan(done) if r.name not in done
+                    and r.name not in busy and r.name not in failed]
+            # runs another process trains now take a slot, and are read
+            # back once they finish
+            elsewhere = [r for r in todo if in_progress(r, args.work_root)]
+            slots = args.jobs - len(running) - len(elsewhere)
+            for run in [r for r in todo if r not in elsewhere][:max(0,
+                                                                   slots)]:
                 print(f'[paper regime] start {run.name}', flush=True)
-                log = run.work_root(args.work_root) + '.log'
-                with open(run.work_root(args.work_root) + '.commit',
-                          'w') as f:
+                root = run.work_root(args.work_root)
+                with open(root + '.commit', 'w') as f:
                     f.write(commit + '\n')
                 running[pool.submit(_call, reproduce_argv(
-                    run, args.work_root), env, log)] = run
-            if not running:
+                    run, args.work_root), env, root + '.log')] = run
+            if not running and not elsewhere:
                 break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            if running:
+                finished, _ = wait(list(running), timeout=60,
+                                   return_when=FIRST_COMPLETED)
+            else:  # only runs of another process: poll
+                finished = set()
+                time.sleep(60)
+            before = set(done)
+            done = collect(args.work_root, args.out)
             for future in finished:
                 run = running.pop(future)
-                done = collect(args.work_root, args.out)
                 if run.name not in done:
                     failed.add(run.name)
-                print(f'[paper regime] {run.name}: ' + (
-                    f'{done[run.name].bbox_mAP} mAP' if run.name in done
-                    else f'failed (see {run.work_root(args.work_root)}.log)'),
-                    flush=True)
+                    print(f'[paper regime] {run.name}: failed (see '
+                          f'{run.work_root(args.work_root)}.log)', flush=True)
+            for name in sorted(set(done) - before):
+                print(f'[paper regime] {name}: {done[name].bbox_mAP} mAP',
+                      flush=True)
+            if set(done) != before:
                 write_report(done, args.out)
     print(open(osp.join(args.out, 'paper_regime.md')).read())
     return 0
@@ -412,6 +443,15 @@ def collect(work_root: str, out: str) -> Dict[str, Record]:
             record = known.get(run.name) or read_record(run, work_root)
             if record is not None:
                 done[run.name] = record
+
+
+def in_progress(run: Run, work_root: str, quiet: float = 300.0) -> bool:
+    """Whether another process seems to train ``run`` now (a second driver,
+    or one stopped while its runs went on): a file under its work root
+    changed within ``quiet`` seconds."""
+    paths = glob.glob(run.work_root(work_root) + '/**', recursive=True)
+    newest = max((osp.getmtime(p) for p in paths), default=0.0)
+    return time.time() - newest < quiet
 
 
 def _call(argv: List[str], env: dict, log: str) -> int:
