@@ -449,8 +449,13 @@ def in_progress(run: Run, work_root: str, quiet: float = 300.0) -> bool:
     """Whether another process seems to train ``run`` now (a second driver,
     or one stopped while its runs went on): a file under its work root
     changed within ``quiet`` seconds."""
-    paths = glob.glob(run.work_root(work_root) + '/**', recursive=True)
-    newest = max((osp.getmtime(p) for p in paths), default=0.0)
+    newest = 0.0
+    for folder, _, files in os.walk(run.work_root(work_root)):
+        for name in files:
+            try:
+                newest = max(newest, osp.getmtime(osp.join(folder, name)))
+            except OSError:  # removed meanwhile
+                pass
     return time.time() - newest < quiet
 
 
