@@ -1,24 +1,30 @@
 """Every paper config under configs/ (except configs/shapes/ and
 configs/_base_/) loads, builds its model and its optim wrapper on CPU, and its
-batch arithmetic matches its file name.
+batch arithmetic matches its file name; its AGVM window (as AGVMHook places
+it) is the one configs/README.md lists; every leaf stays short.
 
 File names: ``<model>_<optim>_<G>xb<S>[x<K>]-<schedule>_<data>-b<B>.py`` with
 G GPUs x S images per GPU x K accumulated micro-batches = global batch B.
 """
 import copy
 import glob
+import io
 import json
 import math
 import os.path as osp
 import re
+import tokenize
+from types import SimpleNamespace
 
 import pytest
 from mmengine.config import Config
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import MODELS, PARAM_SCHEDULERS, init_default_scope
+from mmengine.registry import (HOOKS, MODELS, PARAM_SCHEDULERS,
+                               init_default_scope)
 
 import agvm_mm  # noqa: F401  registers the wrapper, hook and optimizers
 import agvm_mm.schedulers  # noqa: F401  registers ExpWarmupLR
+from agvm_mm.optim import AGVMConfig
 from agvm_mm.utils.launch import _replace_syncbn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -65,6 +71,26 @@ def cpu_model_cfg(cfg):
     model.backbone.init_cfg = None
     model.pop('pretrained', None)  # mmseg's open-mmlab://resnet50_v1c
     return model
+
+
+def agvm_window(cfg, accum):
+    """``(agvm.start_iter, agvm.clip_grad_window)`` of the real run: the
+    config's AGVMHook run on a stand-in Runner with the config's schedulers
+    (iteration-based warm-up; epochs of any length) and accumulation."""
+    agvm_cfg = AGVMConfig.build(cfg.optim_wrapper.agvm)
+    wrapper = SimpleNamespace(agvm_cfg=agvm_cfg, agvm_steps=0,
+                              _accumulative_counts=accum,
+                              clip_grad_kwargs=dict(
+                                  cfg.optim_wrapper.clip_grad or {}))
+    runner = SimpleNamespace(
+        optim_wrapper=wrapper, max_iters=10**9, train_dataloader=[0] * 1000,
+        param_schedulers=[SimpleNamespace(begin=s.get('begin', 0),
+                                          end=s['end'],
+                                          by_epoch=s.get('by_epoch', True))
+                          for s in cfg.param_scheduler])
+    [hook] = [h for h in cfg.custom_hooks if h.type == 'AGVMHook']
+    HOOKS.build(copy.deepcopy(hook)).before_train(runner)
+    return agvm_cfg.start_iter, agvm_cfg.clip_grad_window
 
 
 def build_model(cfg):
@@ -126,14 +152,14 @@ def test_config(rel):
     is_agvm = match['optim'].startswith('agvm')
     assert (optim.type == 'AGVMOptimWrapper') == is_agvm
     if is_agvm:
-        agvm = optim.agvm
+        start, window = agvm_window(cfg, accum)
         steps = warmup.end // accum  # warm-up in optimizer steps
         # the authors' convention: AGVM starts after the warm-up; clipping
         # only in a window that ends where AGVM starts
-        assert agvm.start_iter > steps
-        assert agvm.clip_grad_window[1] == agvm.start_iter
-        assert agvm.clip_grad_window[0] < steps
-        assert dict(type='AGVMHook') in cfg.custom_hooks
+        assert start > steps
+        assert window[1] == start
+        assert window[0] < steps
+        assert [h.type for h in cfg.custom_hooks] == ['AGVMHook']
     if 'backbone' in cfg.model and cfg.model.backbone.type != 'SwinTransformer':
         norm = cfg.model.backbone.norm_cfg
         assert norm.type == 'SyncBN' and cfg.model.backbone.norm_eval is False
@@ -180,8 +206,7 @@ def test_authors_values(rel):
     cfg = load(rel)
     assert math.isclose(cfg.optim_wrapper.optimizer.lr, lr)
     assert cfg.param_scheduler[0].end == warmup
-    assert cfg.optim_wrapper.agvm.start_iter == start
-    assert tuple(cfg.optim_wrapper.agvm.clip_grad_window) == window
+    assert agvm_window(cfg, 1) == (start, window)
     assert cfg.optim_wrapper.optimizer.momentum == 0.9
     assert cfg.optim_wrapper.optimizer.weight_decay == 1e-4
     assert cfg.train_cfg.max_epochs == 16
@@ -200,3 +225,52 @@ def test_exp_warmup_matches_mmcv_rule():
         assert math.isclose(optimizer.param_groups[0]['lr'], expected)
         optimizer.step()
         scheduler.step()
+
+
+def _readme_cells():
+    """The AGVM cells of configs/README.md's table: file -> (warm-up, start,
+    clip window, interval), optimizer steps."""
+    with open(osp.join(CONFIG_DIR, 'README.md')) as f:
+        rows = [line.replace('*', '').split('|')[1:-1] for line in f
+                if line.startswith('| ') and '.py`' in line]
+    return {row[2].strip().strip('`'): (
+        int(row[4]), int(row[6]),
+        tuple(int(v) for v in row[7].split('-')), int(row[8]))
+        for row in rows}
+
+
+def test_agvm_windows_as_documented():
+    """The window AGVMHook places in every AGVM config (the warm-up's end +
+    100 and +- 100, or explicit numbers) is the one configs/README.md lists,
+    the numbers these configs once gave literally."""
+    documented = _readme_cells()
+    agvm = [c for c in CONFIGS if NAME.match(osp.basename(c))['optim']
+            .startswith('agvm')]
+    assert sorted(osp.basename(c) for c in agvm) == sorted(documented)
+    for rel in agvm:
+        cfg = load(rel)
+        accum = cfg.optim_wrapper.get('accumulative_counts', 1)
+        start, window = agvm_window(cfg, accum)
+        assert (cfg.param_scheduler[0].end // accum, start, window,
+                cfg.optim_wrapper.agvm.interval) == \
+            documented[osp.basename(rel)], rel
+
+
+def code_lines(path):
+    """Lines of a config that hold code: no comments, no blank lines."""
+    with open(path) as f:
+        text = f.read()
+    lines = set()
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type not in (tokenize.COMMENT, tokenize.NL,
+                              tokenize.NEWLINE, tokenize.INDENT,
+                              tokenize.DEDENT, tokenize.ENDMARKER):
+            lines.add(token.start[0])
+    return len(lines)
+
+
+@pytest.mark.parametrize('rel', CONFIGS)
+def test_leaf_is_short(rel):
+    """A paper config is its bases (configs/_base_/) plus what differs:
+    batch layout, lr, and the few AGVM or PMD-LAMB settings of its cell."""
+    assert code_lines(osp.join(CONFIG_DIR, rel)) <= 15, rel

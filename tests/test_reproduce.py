@@ -2,6 +2,7 @@
 (table and plot from the runs' logs, resume), the cluster mode's dry-run
 commands, and DivergenceHook (a diverging run stops early, leaves its marker
 and is reported as NaN)."""
+import ast
 import glob
 import json
 import math
@@ -213,12 +214,15 @@ def test_cluster_dry_run_slurm(tmp_path):
     assert 'retinanet lamb b32: cannot run' in out
     assert 'faster_rcnn sgd b10240: cannot run' in out
     assert len(commands) == 2 * 3 * 4 - 2 * 2 - 3 - 1  # 16 cells
-    # the launched config is the paper config plus DivergenceHook
+    # the launched config is the paper config plus DivergenceHook (its own
+    # AGVMHook, which places the AGVM window, restated)
     wrapper = tmp_path / 'wr' / 'retinanet' / 'agvm-b256' / \
         R.CONFIG_SUBDIR / 'retinanet_r50_fpn_agvm_64xb4-16e_coco-b256.py'
     text = wrapper.read_text()
     assert osp.join(ROOT, 'configs', 'retinanet', wrapper.name) in text
-    assert "{'type': 'AGVMHook'}, {'type': 'DivergenceHook'}" in text
+    assert ast.literal_eval(text.split('custom_hooks = ', 1)[1]) == [
+        dict(type='AGVMHook', start_offset=100, clip_window=(100, 100)),
+        dict(type='DivergenceHook')]
     # nothing was trained
     assert not glob.glob(str(tmp_path / 'wr' / '*' / '*' / R.STATE_FILE))
 

@@ -1,32 +1,17 @@
 # Faster R-CNN R50-FPN, COCO detection; SGD + AGVM.
 # Global batch 1536 = 384 GPUs x 4 images per GPU.
 # lr 0.38 * (1536 / 512) ** 0.5: square-root scaling from the authors' 0.38 at 512.
-# SGD momentum 0.9, weight decay 1e-4.
-# Exponential warm-up from 0.001 over 153 optimizer steps;
-# 12 epochs, lr x 0.1 at epochs 8 and 11.
-# AGVM from optimizer step 253, statistics every 5 steps; grad clip
-# max_norm 1.0 only on optimizer steps [53, 253).
+# Warm-up 153 optimizer steps; AGVM from step 253, gradients clipped only on
+# steps [53, 253) (AGVMHook: the warm-up's end + 100 and +- 100).
 # Run: tools/dist_train.sh configs/faster_rcnn/faster-rcnn_r50_fpn_agvm_384xb4-12e_coco-b1536.py 384
 # Rules for values the paper does not give: configs/README.md.
-_base_ = './faster-rcnn_r50_fpn_agvm_8xb4-16e_coco-b32.py'
-
-train_cfg = dict(max_epochs=12)
-param_scheduler = [
-    dict(type='ExpWarmupLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=153),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True,
-         milestones=[8, 11], gamma=0.1)
+_base_ = [
+    '../_base_/models/faster-rcnn_r50_fpn_coco.py',
+    '../_base_/schedules/coco_12e_warmup153.py',
+    '../_base_/optimizers/agvm-sgd.py'
 ]
-
+train_dataloader = dict(batch_size=4)  # images per GPU
 optim_wrapper = dict(
     optimizer=dict(lr=0.38 * (1536 / 512) ** 0.5),
-    agvm=dict(
-        interval=5,
-        start_iter=253,  # optimizer steps (= runner iterations / accumulative_counts)
-        stop_iter=None,
-        momentum=0.97,
-        clamp=(0.5, 10.0),
-        anchor='backbone',
-        modules=None,
-        clip_grad_window=(53, 253)))
-auto_scale_lr = dict(enable=False, base_batch_size=1536)
+    agvm=dict(interval=5))
+auto_scale_lr = dict(base_batch_size=1536)

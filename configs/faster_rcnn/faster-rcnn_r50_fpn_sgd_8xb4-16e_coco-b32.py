@@ -1,14 +1,14 @@
 # Faster R-CNN R50-FPN, COCO detection; baseline: plain SGD (no AGVM).
-# Same batch (8 GPUs x 4 = 32), data, warm-up and schedule as
-# faster-rcnn_r50_fpn_agvm_8xb4-16e_coco-b32.py;
-# only the optimizer differs. Rules for its values: configs/README.md.
+# Global batch 32 = 8 GPUs x 4 images per GPU.
+# Batch, data, warm-up and schedule as in
+# faster-rcnn_r50_fpn_agvm_8xb4-16e_coco-b32.py; only the optimizer differs.
 # Run: tools/dist_train.sh configs/faster_rcnn/faster-rcnn_r50_fpn_sgd_8xb4-16e_coco-b32.py 8
-_base_ = './faster-rcnn_r50_fpn_agvm_8xb4-16e_coco-b32.py'
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
-    accumulative_counts=1,
-    clip_grad=None)
-custom_hooks = []
+# Rules for values the paper does not give: configs/README.md.
+_base_ = [
+    '../_base_/models/faster-rcnn_r50_fpn_coco.py',
+    '../_base_/schedules/coco_16e_warmup500.py',
+    '../_base_/optimizers/sgd.py'
+]
+train_dataloader = dict(batch_size=4)  # images per GPU
+optim_wrapper = dict(optimizer=dict(lr=0.04))
+auto_scale_lr = dict(base_batch_size=32)

@@ -1,30 +1,15 @@
 # Faster R-CNN Swin-T-FPN, COCO detection; AdamW + AGVM.
 # Global batch 512 = 128 GPUs x 4 images per GPU.
-# lr 1e-4 * (512 / 16) ** 0.5 (AdamW: Swin-T recipe 1e-4 at 16, square-root scaling),
-# betas (0.9, 0.999), weight decay 0.05 (not on norms / position tables, as mmdet Swin).
-# Exponential warm-up from 0.001 over 460 optimizer steps; 16 epochs, lr x 0.1 at 12 and 14.
-# AGVM (Adam rule, chosen from AdamW) from optimizer step 560, statistics every 10
-# steps; grad clip max_norm 1.0 only on optimizer steps [360, 560).
+# lr 1e-4 * (512 / 16) ** 0.5 (AdamW: Swin-T recipe 1e-4 at 16, square-root scaling).
+# Warm-up 460 optimizer steps; AGVM from step 560, gradients clipped only on
+# steps [360, 560) (AGVMHook: the warm-up's end + 100 and +- 100).
 # Run: tools/dist_train.sh configs/faster_rcnn/faster-rcnn_swin-t-p4-w7_fpn_agvm-adamw_128xb4-16e_coco-b512.py 128
 # Rules for values the paper does not give: configs/README.md.
-_base_ = './faster-rcnn_swin-t-p4-w7_fpn_agvm-adamw_64xb4-16e_coco-b256.py'
-
-param_scheduler = [
-    dict(type='ExpWarmupLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=460),
-    dict(type='MultiStepLR', begin=0, end=16, by_epoch=True,
-         milestones=[12, 14], gamma=0.1)
+_base_ = [
+    '../_base_/models/faster-rcnn_swin-t-p4-w7_fpn_coco.py',
+    '../_base_/schedules/coco_16e_warmup460.py',
+    '../_base_/optimizers/agvm-adamw-swin.py'
 ]
-
-optim_wrapper = dict(
-    optimizer=dict(lr=1e-4 * (512 / 16) ** 0.5),
-    agvm=dict(
-        interval=10,
-        start_iter=560,  # optimizer steps (= runner iterations / accumulative_counts)
-        stop_iter=None,
-        momentum=0.97,
-        clamp=(0.5, 10.0),
-        anchor='backbone',
-        modules=None,
-        clip_grad_window=(360, 560)))
-auto_scale_lr = dict(enable=False, base_batch_size=512)
+train_dataloader = dict(batch_size=4)  # images per GPU
+optim_wrapper = dict(optimizer=dict(lr=1e-4 * (512 / 16) ** 0.5))
+auto_scale_lr = dict(base_batch_size=512)

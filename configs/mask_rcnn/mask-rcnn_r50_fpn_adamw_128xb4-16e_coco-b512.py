@@ -1,17 +1,14 @@
 # Mask R-CNN R50-FPN, COCO instance segmentation; baseline: AdamW.
-# Same batch (128 GPUs x 4 = 512), data, warm-up and schedule as
-# mask-rcnn_r50_fpn_agvm_128xb4-16e_coco-b512.py;
-# only the optimizer differs. Rules for its values: configs/README.md.
+# Global batch 512 = 128 GPUs x 4 images per GPU.
+# Batch, data, warm-up and schedule as in
+# mask-rcnn_r50_fpn_agvm_128xb4-16e_coco-b512.py; only the optimizer differs.
 # Run: tools/dist_train.sh configs/mask_rcnn/mask-rcnn_r50_fpn_adamw_128xb4-16e_coco-b512.py 128
-_base_ = './mask-rcnn_r50_fpn_agvm_128xb4-16e_coco-b512.py'
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(
-        type='AdamW', lr=1e-4 * (512 / 16) ** 0.5, betas=(0.9, 0.999),
-        weight_decay=0.1),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.),
-    accumulative_counts=1,
-    clip_grad=None)
-custom_hooks = []
+# Rules for values the paper does not give: configs/README.md.
+_base_ = [
+    '../_base_/models/mask-rcnn_r50_fpn_coco.py',
+    '../_base_/schedules/coco_16e_warmup460.py',
+    '../_base_/optimizers/adamw.py'
+]
+train_dataloader = dict(batch_size=4)  # images per GPU
+optim_wrapper = dict(optimizer=dict(lr=1e-4 * (512 / 16) ** 0.5))
+auto_scale_lr = dict(base_batch_size=512)

@@ -1,31 +1,15 @@
 # Panoptic FPN R50-FPN, COCO panoptic segmentation; SGD + AGVM.
 # Global batch 1024 = 256 GPUs x 4 images per GPU.
 # lr 0.16 * (1024 / 128) ** 0.5: rule: 0.02 x 128 / 16 = 0.16 at 128, square-root scaling above.
-# SGD momentum 0.9, weight decay 1e-4.
-# Exponential warm-up from 0.001 over 230 optimizer steps;
-# 16 epochs, lr x 0.1 at epochs 12 and 14.
-# AGVM from optimizer step 330, statistics every 10 steps; grad clip
-# max_norm 1.0 only on optimizer steps [130, 330).
+# Warm-up 230 optimizer steps; AGVM from step 330, gradients clipped only on
+# steps [130, 330) (AGVMHook: the warm-up's end + 100 and +- 100).
 # Run: tools/dist_train.sh configs/panoptic_fpn/panoptic-fpn_r50_fpn_agvm_256xb4-16e_coco-panoptic-b1024.py 256
 # Rules for values the paper does not give: configs/README.md.
-_base_ = './panoptic-fpn_r50_fpn_agvm_8xb4-16e_coco-panoptic-b32.py'
-
-param_scheduler = [
-    dict(type='ExpWarmupLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=230),
-    dict(type='MultiStepLR', begin=0, end=16, by_epoch=True,
-         milestones=[12, 14], gamma=0.1)
+_base_ = [
+    '../_base_/models/panoptic-fpn_r50_fpn_coco-panoptic.py',
+    '../_base_/schedules/coco_16e_warmup230.py',
+    '../_base_/optimizers/agvm-sgd.py'
 ]
-
-optim_wrapper = dict(
-    optimizer=dict(lr=0.16 * (1024 / 128) ** 0.5),
-    agvm=dict(
-        interval=10,
-        start_iter=330,  # optimizer steps (= runner iterations / accumulative_counts)
-        stop_iter=None,
-        momentum=0.97,
-        clamp=(0.5, 10.0),
-        anchor='backbone',
-        modules=None,
-        clip_grad_window=(130, 330)))
-auto_scale_lr = dict(enable=False, base_batch_size=1024)
+train_dataloader = dict(batch_size=4)  # images per GPU
+optim_wrapper = dict(optimizer=dict(lr=0.16 * (1024 / 128) ** 0.5))
+auto_scale_lr = dict(base_batch_size=1024)

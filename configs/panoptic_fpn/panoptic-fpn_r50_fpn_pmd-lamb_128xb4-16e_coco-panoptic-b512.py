@@ -1,19 +1,16 @@
 # Panoptic FPN R50-FPN, COCO panoptic segmentation; baseline: PMD-LAMB (PMDLAMB).
-# Same batch (128 GPUs x 4 = 512), data, warm-up and schedule as
-# panoptic-fpn_r50_fpn_agvm_128xb4-16e_coco-panoptic-b512.py;
-# only the optimizer differs. Rules for its values: configs/README.md.
+# Global batch 512 = 128 GPUs x 4 images per GPU.
+# Batch, data, warm-up and schedule as in
+# panoptic-fpn_r50_fpn_agvm_128xb4-16e_coco-panoptic-b512.py; only the optimizer differs.
 # Run: tools/dist_train.sh configs/panoptic_fpn/panoptic-fpn_r50_fpn_pmd-lamb_128xb4-16e_coco-panoptic-b512.py 128
-_base_ = './panoptic-fpn_r50_fpn_agvm_128xb4-16e_coco-panoptic-b512.py'
-
+# Rules for values the paper does not give: configs/README.md.
+_base_ = [
+    '../_base_/models/panoptic-fpn_r50_fpn_coco-panoptic.py',
+    '../_base_/schedules/coco_16e_warmup460.py',
+    '../_base_/optimizers/pmd-lamb.py'
+]
+train_dataloader = dict(batch_size=4)  # images per GPU
 optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(
-        type='PMDLAMB', lr=1e-4 * (512 / 16) ** 0.5, betas=(0.9, 0.999),
-        weight_decay=0.01,
-        decay_period=230,  # optimizer steps in one epoch (ceil(117266 / 512))
-        decay_factor=0.5),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.),
-    accumulative_counts=1,
-    clip_grad=dict(max_norm=1.0, norm_type=2))
-custom_hooks = []
+    # decay_period: optimizer steps in one epoch, ceil(117266 / 512)
+    optimizer=dict(lr=1e-4 * (512 / 16) ** 0.5, decay_period=230))
+auto_scale_lr = dict(base_batch_size=512)

@@ -1,35 +1,15 @@
 # Semantic FPN R50, ADE20K semantic segmentation; SGD + AGVM.
 # Global batch 512 = 128 GPUs x 4 images per GPU.
 # lr 0.08 * (512 / 128) ** 0.5: rule: 0.01 x 128 / 16 = 0.08 at 128, square-root scaling above.
-# SGD momentum 0.9, weight decay 1e-4.
-# Exponential warm-up from 0.001 over 460 optimizer steps;
-# 5000 iterations (160k x 16 images of the stock recipe / 512), poly decay.
-# AGVM from optimizer step 560, statistics every 10 steps; grad clip
-# max_norm 1.0 only on optimizer steps [360, 560).
+# Warm-up 460 optimizer steps; AGVM from step 560, gradients clipped only on
+# steps [360, 560) (AGVMHook: the warm-up's end + 100 and +- 100).
 # Run: tools/dist_train.sh configs/sem_fpn/fpn_r50_agvm_128xb4-5k_ade20k-512x512-b512.py 128
 # Rules for values the paper does not give: configs/README.md.
-_base_ = './fpn_r50_agvm_8xb4-80k_ade20k-512x512-b32.py'
-
-param_scheduler = [
-    dict(type='ExpWarmupLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=460),
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=460, end=5000,
-         by_epoch=False)
+_base_ = [
+    '../_base_/models/fpn_r50_ade20k.py',
+    '../_base_/schedules/ade20k_5k_warmup460.py',
+    '../_base_/optimizers/agvm-sgd.py'
 ]
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=5000, val_interval=500)
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500))
-
-optim_wrapper = dict(
-    optimizer=dict(lr=0.08 * (512 / 128) ** 0.5),
-    agvm=dict(
-        interval=10,
-        start_iter=560,  # optimizer steps (= runner iterations / accumulative_counts)
-        stop_iter=None,
-        momentum=0.97,
-        clamp=(0.5, 10.0),
-        anchor='backbone',
-        modules=None,
-        clip_grad_window=(360, 560)))
-auto_scale_lr = dict(enable=False, base_batch_size=512)
+train_dataloader = dict(batch_size=4)  # images per GPU
+optim_wrapper = dict(optimizer=dict(lr=0.08 * (512 / 128) ** 0.5))
+auto_scale_lr = dict(base_batch_size=512)

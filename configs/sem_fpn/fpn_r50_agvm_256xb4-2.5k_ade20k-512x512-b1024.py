@@ -1,35 +1,15 @@
 # Semantic FPN R50, ADE20K semantic segmentation; SGD + AGVM.
 # Global batch 1024 = 256 GPUs x 4 images per GPU.
 # lr 0.08 * (1024 / 128) ** 0.5: rule: 0.01 x 128 / 16 = 0.08 at 128, square-root scaling above.
-# SGD momentum 0.9, weight decay 1e-4.
-# Exponential warm-up from 0.001 over 230 optimizer steps;
-# 2500 iterations (160k x 16 images of the stock recipe / 1024), poly decay.
-# AGVM from optimizer step 330, statistics every 10 steps; grad clip
-# max_norm 1.0 only on optimizer steps [130, 330).
+# Warm-up 230 optimizer steps; AGVM from step 330, gradients clipped only on
+# steps [130, 330) (AGVMHook: the warm-up's end + 100 and +- 100).
 # Run: tools/dist_train.sh configs/sem_fpn/fpn_r50_agvm_256xb4-2.5k_ade20k-512x512-b1024.py 256
 # Rules for values the paper does not give: configs/README.md.
-_base_ = './fpn_r50_agvm_8xb4-80k_ade20k-512x512-b32.py'
-
-param_scheduler = [
-    dict(type='ExpWarmupLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=230),
-    dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=230, end=2500,
-         by_epoch=False)
+_base_ = [
+    '../_base_/models/fpn_r50_ade20k.py',
+    '../_base_/schedules/ade20k_2.5k_warmup230.py',
+    '../_base_/optimizers/agvm-sgd.py'
 ]
-train_cfg = dict(
-    type='IterBasedTrainLoop', max_iters=2500, val_interval=250)
-default_hooks = dict(
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=250))
-
-optim_wrapper = dict(
-    optimizer=dict(lr=0.08 * (1024 / 128) ** 0.5),
-    agvm=dict(
-        interval=10,
-        start_iter=330,  # optimizer steps (= runner iterations / accumulative_counts)
-        stop_iter=None,
-        momentum=0.97,
-        clamp=(0.5, 10.0),
-        anchor='backbone',
-        modules=None,
-        clip_grad_window=(130, 330)))
-auto_scale_lr = dict(enable=False, base_batch_size=1024)
+train_dataloader = dict(batch_size=4)  # images per GPU
+optim_wrapper = dict(optimizer=dict(lr=0.08 * (1024 / 128) ** 0.5))
+auto_scale_lr = dict(base_batch_size=1024)

@@ -1,17 +1,14 @@
 # Semantic FPN R50, ADE20K semantic segmentation; baseline: LARS (TimmLARS).
-# Same batch (256 GPUs x 4 = 1024), data, warm-up and schedule as
-# fpn_r50_agvm_256xb4-2.5k_ade20k-512x512-b1024.py;
-# only the optimizer differs. Rules for its values: configs/README.md.
+# Global batch 1024 = 256 GPUs x 4 images per GPU.
+# Batch, data, warm-up and schedule as in
+# fpn_r50_agvm_256xb4-2.5k_ade20k-512x512-b1024.py; only the optimizer differs.
 # Run: tools/dist_train.sh configs/sem_fpn/fpn_r50_lars_256xb4-2.5k_ade20k-512x512-b1024.py 256
-_base_ = './fpn_r50_agvm_256xb4-2.5k_ade20k-512x512-b1024.py'
-
-optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(
-        type='TimmLARS', lr=0.08 * (1024 / 128) ** 0.5, momentum=0.9,
-        weight_decay=1e-4, trust_coeff=0.001),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.),
-    accumulative_counts=1,
-    clip_grad=None)
-custom_hooks = []
+# Rules for values the paper does not give: configs/README.md.
+_base_ = [
+    '../_base_/models/fpn_r50_ade20k.py',
+    '../_base_/schedules/ade20k_2.5k_warmup230.py',
+    '../_base_/optimizers/lars.py'
+]
+train_dataloader = dict(batch_size=4)  # images per GPU
+optim_wrapper = dict(optimizer=dict(lr=0.08 * (1024 / 128) ** 0.5))
+auto_scale_lr = dict(base_batch_size=1024)

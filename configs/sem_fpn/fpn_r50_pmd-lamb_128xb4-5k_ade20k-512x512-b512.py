@@ -1,19 +1,16 @@
 # Semantic FPN R50, ADE20K semantic segmentation; baseline: PMD-LAMB (PMDLAMB).
-# Same batch (128 GPUs x 4 = 512), data, warm-up and schedule as
-# fpn_r50_agvm_128xb4-5k_ade20k-512x512-b512.py;
-# only the optimizer differs. Rules for its values: configs/README.md.
+# Global batch 512 = 128 GPUs x 4 images per GPU.
+# Batch, data, warm-up and schedule as in
+# fpn_r50_agvm_128xb4-5k_ade20k-512x512-b512.py; only the optimizer differs.
 # Run: tools/dist_train.sh configs/sem_fpn/fpn_r50_pmd-lamb_128xb4-5k_ade20k-512x512-b512.py 128
-_base_ = './fpn_r50_agvm_128xb4-5k_ade20k-512x512-b512.py'
-
+# Rules for values the paper does not give: configs/README.md.
+_base_ = [
+    '../_base_/models/fpn_r50_ade20k.py',
+    '../_base_/schedules/ade20k_5k_warmup460.py',
+    '../_base_/optimizers/pmd-lamb.py'
+]
+train_dataloader = dict(batch_size=4)  # images per GPU
 optim_wrapper = dict(
-    _delete_=True,
-    type='OptimWrapper',
-    optimizer=dict(
-        type='PMDLAMB', lr=1e-4 * (512 / 16) ** 0.5, betas=(0.9, 0.999),
-        weight_decay=0.01,
-        decay_period=40,  # optimizer steps in one epoch (ceil(20210 / 512))
-        decay_factor=0.5),
-    paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.),
-    accumulative_counts=1,
-    clip_grad=dict(max_norm=1.0, norm_type=2))
-custom_hooks = []
+    # decay_period: optimizer steps in one epoch, ceil(20210 / 512)
+    optimizer=dict(lr=1e-4 * (512 / 16) ** 0.5, decay_period=40))
+auto_scale_lr = dict(base_batch_size=512)
