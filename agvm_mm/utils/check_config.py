@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from ..hooks.agvm_hook import clip_window_around
 from .launch import _replace_syncbn
 
 INF = int(1e9)  # mmengine's "no end" of a scheduler
@@ -163,7 +164,6 @@ def _clip(agvm, wrapper: dict, hook: Optional[dict], warm: Optional[int],
         'clip_grad_window'
     max_norm = (wrapper.get('clip_grad') or {}).get('max_norm')
     if clip is None and hook is not None and hook.get('clip_window'):
-        before, after = hook['clip_window']
         if max_norm is None:
             problems.append(
                 'optim_wrapper.clip_grad: AGVMHook.clip_window clips around '
@@ -175,7 +175,7 @@ def _clip(agvm, wrapper: dict, hook: Optional[dict], warm: Optional[int],
                 f'warm-up, but {why}. Set optim_wrapper.agvm.'
                 'clip_grad_window instead.')
         else:
-            clip = (max(0, warm - before), warm + after)
+            clip = clip_window_around(warm, hook['clip_window'])
             source = 'AGVMHook.clip_window around the warm-up'
     if clip is not None:  # the wrapper's default max_norm is 1.0
         return clip, f'{source}, max_norm {max_norm or 1.0}'
