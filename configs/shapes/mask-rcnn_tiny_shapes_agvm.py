@@ -8,9 +8,9 @@
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/shapes_instance.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/shapes_det_runtime.py',
+    '../_base_/schedules/shapes_agvm_1200it.py',
 ]
-custom_imports = dict(imports=['agvm_mm'], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(
@@ -40,36 +40,3 @@ model = dict(
 train_dataloader = dict(batch_size=8)
 val_dataloader = dict(batch_size=8)
 test_dataloader = val_dataloader
-
-max_iters = 1200  # micro-batches; 600 optimizer steps
-warmup_iters = 100
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-optim_wrapper = dict(
-    type='AGVMOptimWrapper',
-    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
-    accumulative_counts=2,
-    clip_grad=dict(max_norm=10.0),
-    agvm=dict(interval=10, start_iter=None))  # None: AGVMHook starts it
-                                              # when the warm-up ends
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=warmup_iters),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1)
-]
-auto_scale_lr = dict(enable=False, base_batch_size=16)
-
-custom_hooks = [dict(type='AGVMHook')]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400,
-                    max_keep_ckpts=2),
-    visualization=dict(type='DetVisualizationHook'))
-log_processor = dict(by_epoch=False, window_size=20)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(vis_backends=vis_backends)
-randomness = dict(seed=0)

@@ -1,34 +1,23 @@
 # Panoptic FPN with a tiny random-init ResNet-18 on the built-in shapes data
 # (6 thing + 3 stuff classes), trained with AGVM. The model is mmdet's
-# panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py rebuilt from its model pieces
-# (Mask R-CNN base + semantic head + fusion head) so that no COCO data or
-# epoch schedule is inherited. Global batch 16 = 1 process x 8 images x 2
+# panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py without its COCO data and
+# epoch schedule (../_base_/models/panoptic-fpn_r50_fpn.py), made tiny.
+# Global batch 16 = 1 process x 8 images x 2
 # micro-batches (accumulative_counts=2 gives AGVM its two gradient
 # estimates). With 2 processes: tools/dist_train.sh CONFIG 2 --cfg-options
 # optim_wrapper.accumulative_counts=1 keeps the batch at 16.
 # AGVM modules (default partition): backbone, neck, rpn_head,
 # roi_head.bbox_head, roi_head.mask_head, semantic_head.
 _base_ = [
-    'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
+    '../_base_/models/panoptic-fpn_r50_fpn.py',
     '../_base_/datasets/shapes_panoptic.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/shapes_det_runtime.py',
+    '../_base_/schedules/shapes_agvm_1200it.py',
 ]
-custom_imports = dict(imports=['agvm_mm'], allow_failed_imports=False)
 
 num_things_classes = 6
 num_stuff_classes = 3
 model = dict(
-    type='PanopticFPN',
-    data_preprocessor=dict(
-        type='DetDataPreprocessor',
-        mean=[123.675, 116.28, 103.53],
-        std=[58.395, 57.12, 57.375],
-        bgr_to_rgb=True,
-        pad_size_divisor=32,
-        pad_mask=True,
-        mask_pad_value=0,
-        pad_seg=True,
-        seg_pad_value=255),
     backbone=dict(
         depth=18,
         base_channels=16,
@@ -50,19 +39,12 @@ model = dict(
                        num_classes=num_things_classes)),
     # predicts num_stuff_classes + 1 maps (all things merged into one)
     semantic_head=dict(
-        type='PanopticFPNHead',
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes,
         in_channels=64,
         inner_channels=32,
-        start_level=0,
-        end_level=4,
-        norm_cfg=dict(type='GN', num_groups=8, requires_grad=True),
-        conv_cfg=None,
-        loss_seg=dict(
-            type='CrossEntropyLoss', ignore_index=255, loss_weight=0.5)),
+        norm_cfg=dict(num_groups=8)),
     panoptic_fusion_head=dict(
-        type='HeuristicFusionHead',
         num_things_classes=num_things_classes,
         num_stuff_classes=num_stuff_classes),
     train_cfg=dict(
@@ -70,49 +52,13 @@ model = dict(
         rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(
         rpn=dict(nms_pre=500, max_per_img=100),
-        rcnn=dict(
-            score_thr=0.5,
-            nms=dict(type='nms', iou_threshold=0.5, class_agnostic=True),
-            max_per_img=50,
-            mask_thr_binary=0.5),
+        rcnn=dict(score_thr=0.5, max_per_img=50),
         # HeuristicFusionHead: stuff segments under stuff_area_limit pixels
         # are dropped (4096 in the COCO recipe; images here are 128 x 128)
-        panoptic=dict(mask_overlap=0.5, stuff_area_limit=64)))
+        panoptic=dict(stuff_area_limit=64)))
 
 train_dataloader = dict(batch_size=8)
 val_dataloader = dict(batch_size=8)
 test_dataloader = val_dataloader
-
-max_iters = 1200  # micro-batches; 600 optimizer steps
-warmup_iters = 100
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-optim_wrapper = dict(
-    type='AGVMOptimWrapper',
-    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
-    accumulative_counts=2,
-    clip_grad=dict(max_norm=10.0),
-    agvm=dict(interval=10, start_iter=None))  # None: AGVMHook starts it
-                                              # when the warm-up ends
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=warmup_iters),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1)
-]
-auto_scale_lr = dict(enable=False, base_batch_size=16)
-
-# (mmdet's panoptic recipe also drops NumClassCheckHook)
-custom_hooks = [dict(type='AGVMHook')]
-default_hooks = dict(
-    logger=dict(type='LoggerHook', interval=20),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=400,
-                    max_keep_ckpts=2),
-    visualization=dict(type='DetVisualizationHook'))
-log_processor = dict(by_epoch=False, window_size=20)
-vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(vis_backends=vis_backends)
-randomness = dict(seed=0)
+# custom_hooks: the base's AGVMHook only (mmdet's panoptic recipe also
+# drops NumClassCheckHook)

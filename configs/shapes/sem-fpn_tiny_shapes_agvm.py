@@ -10,8 +10,8 @@ _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
     '../_base_/datasets/shapes_semantic.py',
     'mmseg::_base_/default_runtime.py',
+    '../_base_/schedules/shapes_agvm_1200it.py',
 ]
-custom_imports = dict(imports=['agvm_mm'], allow_failed_imports=False)
 
 norm_cfg = dict(type='BN', requires_grad=True)  # mmseg's base: SyncBN
 model = dict(
@@ -37,29 +37,6 @@ train_dataloader = dict(batch_size=8)
 val_dataloader = dict(batch_size=8)
 test_dataloader = val_dataloader
 
-max_iters = 1200  # micro-batches; 600 optimizer steps
-warmup_iters = 100
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-
-optim_wrapper = dict(
-    type='AGVMOptimWrapper',
-    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
-    accumulative_counts=2,
-    clip_grad=dict(max_norm=10.0),
-    agvm=dict(interval=10, start_iter=None))  # None: AGVMHook starts it
-                                              # when the warm-up ends
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=warmup_iters),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[int(max_iters * 0.75), int(max_iters * 0.9)], gamma=0.1)
-]
-auto_scale_lr = dict(enable=False, base_batch_size=16)
-
-custom_hooks = [dict(type='AGVMHook')]
 # mmseg's default_runtime has no default_hooks (its schedules do)
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
@@ -73,4 +50,3 @@ log_processor = dict(by_epoch=False, window_size=20)
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends,
                   name='visualizer')
-randomness = dict(seed=0)
