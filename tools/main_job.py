@@ -10,9 +10,7 @@ and prints the metrics and where everything is.
 """
 import argparse
 import glob
-import os
 import os.path as osp
-import subprocess
 import sys
 import time
 
@@ -23,19 +21,20 @@ DEFAULT_CONFIG = 'configs/shapes/retinanet_tiny_shapes_agvm.py'
 
 def run(args) -> str:
     """Run a tool, streaming its output; return the output."""
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable] + args, cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
+    from tools.harness.process import run_tool, tool_env
+    env = tool_env()
+
+    def show(line: str) -> None:
         if ' - mmengine - ' in line or line.startswith(('{', 'Average')):
             print(line, end='', flush=True)
-    if proc.wait():
-        print(''.join(lines[-60:]))
-        raise SystemExit(f'{args[0]} failed with exit code {proc.returncode}')
-    return ''.join(lines)
+
+    result = run_tool([sys.executable] + args, env, cwd=ROOT, on_line=show,
+                      keep=None)
+    if result.returncode:
+        print(''.join(result.lines[-60:]))
+        raise SystemExit(f'{args[0]} failed with exit code '
+                         f'{result.returncode}')
+    return result.output
 
 
 def main() -> None:
@@ -50,7 +49,7 @@ def main() -> None:
     start = time.time()
 
     from agvm_mm.datasets import generate_shapes
-    from agvm_mm.utils.plot import plot_agvm
+    from tools.harness.plot import plot_agvm
     info = generate_shapes(osp.join(ROOT, 'data/shapes'), args.num_train,
                            args.num_val)
     print(f'[main job] shapes data: {info["out_dir"]} '
