@@ -298,11 +298,14 @@ def write_report(done: Dict[str, Record], out: str) -> None:
                  'mAP | final loss | note |'), '|---|---|---|---|---|---|'
                  '---|---|---|']
     for r in records:
-        note = 'diverged' if r.diverged else ', '.join(
-            f'{m} x{v}' for m, v in r.lr_mult.items())
+        notes = ['diverged'] if r.diverged else []
+        if r.lr_mult:
+            notes.append('lr x ' + ', '.join(f'{m} {v}' for m, v in
+                                               r.lr_mult.items()))
         if r.optimizer == ARMS['agvm'] and r.mean_factors:
-            note = 'mean s: ' + ', '.join(
-                f'{m} {v:.2f}' for m, v in r.mean_factors.items())
+            notes.append('mean s ' + ', '.join(
+                f'{m} {v:.2f}' for m, v in r.mean_factors.items()))
+        note = '; '.join(notes)
         mAP = 'NaN' if r.bbox_mAP is None else f'{r.bbox_mAP:.1f}'
         loss = '—' if r.final_train_loss is None else \
             f'{r.final_train_loss:.3f}'
