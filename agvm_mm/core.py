@@ -1,5 +1,5 @@
-"""AGVM as three small transformations (spec sections 3-5), each testable
-alone:
+"""AGVM as three small transformations (docs/algorithm.md §3-§5), each
+testable alone:
 
 1. :func:`gather_statistics`: per-module dot products of two gradient
    estimates (optionally Adam-preconditioned by :func:`precondition`);
@@ -15,13 +15,19 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-#: eps of the variance ratio in spec section 4.
+# The defaults of docs/algorithm.md §4, the one copy: ``AGVMConfig`` takes
+# its defaults from here.
+#: eps of the variance ratio.
 RATIO_EPS = 1e-6
+#: EMA momentum alpha of the running factors.
+MOMENTUM = 0.97
+#: bounds ``(lo, hi)`` of the variance ratio.
+CLAMP = (0.5, 10.0)
 
 
 def precondition(grad: Tensor, exp_avg_sq: Optional[Tensor], beta2: float,
                  eps: float) -> Tensor:
-    """Adam-type preconditioning of one gradient (spec section 3):
+    """Adam-type preconditioning of one gradient (docs/algorithm.md §3):
     ``g / (sqrt(beta2 * v + (1 - beta2) * g^2) + eps)``, with ``v`` the
     optimizer's current ``exp_avg_sq`` (None: before its first step)."""
     v = grad.square().mul_(1.0 - beta2)
@@ -58,10 +64,11 @@ def gather_statistics(pairs: Sequence[Tuple[int, Tensor, Tensor]],
 def compute_factors(stats: Tensor,
                     scales: Tensor,
                     anchor: int,
-                    momentum: float = 0.97,
-                    clamp: Tuple[float, float] = (0.5, 10.0),
+                    momentum: float = MOMENTUM,
+                    clamp: Tuple[float, float] = CLAMP,
                     eps: float = RATIO_EPS) -> Tuple[Tensor, Tensor, Tensor]:
-    """Variances and running factors from the statistics (spec section 4).
+    """Variances and running factors from the statistics
+    (docs/algorithm.md §4).
 
     ``Phi_m = 1 - cos(u_A, u_B)``,
     ``mu_m = sqrt(clamp((Phi_a + eps) / (Phi_m + eps), lo, hi))`` (1 for the

@@ -13,7 +13,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def default_prefixes(model: nn.Module) -> List[str]:
-    """The default partition (spec section 1): the model's top-level
+    """The default partition (docs/algorithm.md §1): the model's top-level
     children with trainable parameters, in model order; a ``roi_head`` that
     holds a ``mask_head`` is split into its bbox and mask heads, as the
     authors' code does."""
@@ -87,3 +87,28 @@ def partition_modules(
 
 def _match_any(prefix: str, names: Sequence[str]) -> Optional[str]:
     return next((n for n in names if _match(n, [prefix])), None)
+
+
+def check_partition(model: nn.Module, parts: Dict[str, List[nn.Parameter]],
+                    anchor: str,
+                    lr_mult: Optional[Dict[str, float]] = None) -> None:
+    """Refuse an anchor that is not one of ``parts`` and ``lr_mult`` keys
+    that name no module, each with the config key to change."""
+    unknown = sorted(set(lr_mult or {}) - set(parts))
+    if unknown:
+        raise ValueError(f'optim_wrapper.agvm.lr_mult: {unknown} are not '
+                         f'modules; the modules are {list(parts)}.')
+    if anchor in parts:
+        return
+    under = [p for n, p in unwrap(model).named_parameters()
+             if n == anchor or n.startswith(anchor + '.')]
+    if under and not any(p.requires_grad for p in under):
+        why = (f'is frozen: all its {len(under)} parameter tensors have '
+               'requires_grad=False (e.g. by model.backbone.frozen_stages). '
+               'Unfreeze it, or pick')
+    else:
+        why = 'is not a module with trainable parameters. Pick'
+    raise ValueError(
+        f'optim_wrapper.agvm.anchor={anchor!r} {why} one of the modules '
+        f'{list(parts)} (the paper uses the backbone) or change '
+        'agvm.modules.')

@@ -7,6 +7,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
+from ..optim.agvm_config import find_warmup
+
 
 def agvm_wrappers(runner) -> List:
     """The AGVM wrappers of the runner (an OptimWrapperDict may hold
@@ -18,18 +20,16 @@ def agvm_wrappers(runner) -> List:
 
 
 def warmup_end_iter(runner) -> Optional[int]:
-    """Runner iteration at which the warm-up scheduler ends: the first
-    parameter scheduler that begins at 0 and ends before training does."""
+    """Runner iteration at which the runner's warm-up scheduler ends
+    (:func:`~agvm_mm.optim.agvm_config.find_warmup`), None without one."""
     schedulers = runner.param_schedulers or []
     if isinstance(schedulers, dict):
         schedulers = [s for group in schedulers.values() for s in group]
-    for scheduler in schedulers:
-        end = scheduler.end
-        if scheduler.by_epoch:
-            end = end * len(runner.train_dataloader)
-        if scheduler.begin == 0 and end < runner.max_iters:
-            return int(end)
-    return None
+    per_epoch = (len(runner.train_dataloader)
+                 if any(s.by_epoch for s in schedulers) else None)
+    found = find_warmup([(s.begin, s.end, s.by_epoch) for s in schedulers],
+                        runner.max_iters, per_epoch)
+    return None if found is None else found[1]
 
 
 def clip_window_around(warm: int,
@@ -99,26 +99,25 @@ class AGVMHook(Hook):
             cfg = wrapper.agvm_cfg
             # optimizer step of the warm-up's end
             warm = (None if end is None else math.ceil(
-                end / wrapper._accumulative_counts))
+                end / wrapper.accumulative_counts))
             if cfg.start_iter is None and self.start_after_warmup:
                 self._set_start(cfg, end, warm)
             if self.clip_window is not None and cfg.clip_grad_window is None:
                 self._set_clip_window(wrapper, warm)
 
     def _set_start(self, cfg, end: Optional[int], warm: Optional[int]) -> None:
+        start = cfg.resolve_start(warm, self.start_offset)
         offset = f' + start_offset {self.start_offset}' \
             if self.start_offset else ''
         if warm is None:
-            cfg.start_iter = self.start_offset
             print_log(
-                f'AGVMHook: AGVM starts at optimizer step {cfg.start_iter}: '
+                f'AGVMHook: AGVM starts at optimizer step {start}: '
                 'agvm.start_iter is None and no warm-up scheduler was found '
                 '(none begins at iteration 0 and ends before training does),'
                 f' so the start is step 0{offset}.', 'current')
             return
-        cfg.start_iter = warm + self.start_offset
         print_log(
-            f'AGVMHook: AGVM starts at optimizer step {cfg.start_iter}: the '
+            f'AGVMHook: AGVM starts at optimizer step {start}: the '
             f'warm-up ends at runner iteration {end} = optimizer step '
             f'{warm}{offset}.', 'current')
 

@@ -52,7 +52,7 @@ class GradientVarianceHook(Hook):
         if self.batch is None:
             self.batch = (get_world_size() *
                           runner.train_dataloader.batch_size *
-                          wrappers[0]._accumulative_counts)
+                          wrappers[0].accumulative_counts)
         self.path = osp.join(runner.work_dir, self.filename)
         if is_main_process() and not (runner._resume and
                                       osp.exists(self.path)):
@@ -66,7 +66,7 @@ class GradientVarianceHook(Hook):
             if wrapper.agvm_steps == self._seen.get(id(wrapper)):
                 continue
             self._seen[id(wrapper)] = wrapper.agvm_steps
-            step = (wrapper._inner_count - 1) // wrapper._accumulative_counts
+            step = wrapper.optimizer_step
             scales = wrapper.agvm_scales
             for module, phi in wrapper.agvm_variances.items():
                 rows.append((self.batch, step, runner.iter + 1, module,

@@ -1,8 +1,40 @@
 """The ``agvm=dict(...)`` block of ``optim_wrapper``, checked at build time."""
 from dataclasses import dataclass, fields
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..core import CLAMP, MOMENTUM, RATIO_EPS
 
 RULES = ('auto', 'sgd', 'adam')
+
+
+def find_warmup(schedulers: Iterable[Tuple[float, float, bool]],
+                max_iters: float, iters_per_epoch: Optional[int] = None
+                ) -> Optional[Tuple[int, Optional[int]]]:
+    """The warm-up rule of docs/algorithm.md §6, for built schedulers
+    (:class:`AGVMHook`) and scheduler configs (the check tool) alike: the
+    first scheduler that begins at 0 and ends before training does.
+
+    Args:
+        schedulers: ``(begin, end, by_epoch)`` of each scheduler, in order.
+        max_iters (float): Runner iterations of the run (INF: unknown).
+        iters_per_epoch (int, optional): Runner iterations per epoch, to
+            place epoch-based schedulers.
+
+    Returns:
+        tuple, optional: The warm-up's index and its end in runner
+        iterations (None: epoch-based and ``iters_per_epoch`` unknown);
+        None if there is no warm-up.
+    """
+    for index, (begin, end, by_epoch) in enumerate(schedulers):
+        if begin != 0:
+            continue
+        if by_epoch:
+            if not iters_per_epoch:
+                return index, None
+            end = end * iters_per_epoch
+        if end < max_iters:
+            return index, int(end)
+    return None
 
 
 @dataclass
@@ -12,8 +44,8 @@ class AGVMConfig:
     Args:
         interval (int): Take statistics every ``interval`` optimizer steps.
         start_iter (int, optional): First optimizer step of the AGVM window.
-            None: set by :class:`AGVMHook` to the end of the warm-up
-            scheduler, else 0.
+            None: fixed by :meth:`resolve_start` (:class:`AGVMHook`: at the
+            end of the warm-up scheduler; else 0).
         stop_iter (int, optional): First step after the window (None: never).
         momentum (float): EMA momentum of the running factors, in [0, 1).
         clamp (tuple[float, float]): Bounds ``(lo, hi)`` of the variance
@@ -38,14 +70,14 @@ class AGVMConfig:
     interval: int = 10
     start_iter: Optional[int] = None
     stop_iter: Optional[int] = None
-    momentum: float = 0.97
-    clamp: Tuple[float, float] = (0.5, 10.0)
+    momentum: float = MOMENTUM
+    clamp: Tuple[float, float] = CLAMP
     anchor: str = 'backbone'
     modules: Optional[List[str]] = None
     clip_grad_window: Optional[Tuple[int, int]] = None
     rule: str = 'auto'
     lr_mult: Optional[Dict[str, float]] = None
-    eps: float = 1e-6
+    eps: float = RATIO_EPS
     modulate: bool = True
 
     @classmethod
@@ -97,6 +129,19 @@ class AGVMConfig:
             bad('rule', f'use one of {RULES}')
         if not self.eps > 0:
             bad('eps', 'use a small positive number, e.g. 1e-6')
+
+    def resolve_start(self, warmup_end_step: Optional[int],
+                      offset: int = 0) -> int:
+        """Fix ``start_iter`` if it is None (docs/algorithm.md §6):
+        ``offset`` optimizer steps after the warm-up's end at optimizer step
+        ``warmup_end_step``, or at ``offset`` without a warm-up (None).
+
+        Returns:
+            int: ``start_iter``, as given or as fixed here.
+        """
+        if self.start_iter is None:
+            self.start_iter = (warmup_end_step or 0) + offset
+        return self.start_iter
 
     @property
     def start(self) -> int:

@@ -7,7 +7,8 @@ from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapper
 from mmengine.registry import (OPTIM_WRAPPER_CONSTRUCTORS, OPTIM_WRAPPERS,
                                OPTIMIZERS)
 
-from ..partition import partition_modules, unwrap
+from ..partition import check_partition, partition_modules, unwrap
+from .agvm_config import AGVMConfig
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
@@ -34,13 +35,11 @@ class AGVMOptimWrapperConstructor(DefaultOptimWrapperConstructor):
 
     def __call__(self, model: nn.Module) -> OptimWrapper:
         net = unwrap(model)
-        agvm = self.optim_wrapper_cfg.get('agvm') or {}
-        parts = partition_modules(net, agvm.get('modules'))
-        lr_mult = agvm.get('lr_mult') or {}
-        unknown = sorted(set(lr_mult) - set(parts))
-        if unknown:
-            raise ValueError(f'optim_wrapper.agvm.lr_mult: {unknown} are not '
-                             f'modules; the modules are {list(parts)}.')
+        # the agvm block is checked here, before any optimizer is built
+        agvm = AGVMConfig.build(self.optim_wrapper_cfg.get('agvm'))
+        parts = partition_modules(net, agvm.modules)
+        check_partition(net, parts, agvm.anchor, agvm.lr_mult)
+        lr_mult = agvm.lr_mult or {}
         module_of = {id(p): m for m, params in parts.items() for p in params}
 
         groups: List[dict] = []
@@ -67,6 +66,6 @@ class AGVMOptimWrapperConstructor(DefaultOptimWrapperConstructor):
         wrapper_cfg.setdefault('type', 'AGVMOptimWrapper')
         wrapper = OPTIM_WRAPPERS.build(
             wrapper_cfg, default_args=dict(optimizer=optimizer))
-        if hasattr(wrapper, 'bind'):
-            wrapper.bind(model)
+        if hasattr(wrapper, 'bind'):  # the partition just checked
+            wrapper.bind(model, parts)
         return wrapper

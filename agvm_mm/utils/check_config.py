@@ -106,32 +106,34 @@ def _max_iters(cfg: Config,
 
 def warmup_end(cfg: Config, iters_per_epoch: Optional[int] = None
                ) -> Tuple[Optional[int], str, bool]:
-    """Where the warm-up ends, as :class:`AGVMHook` finds it (the first
-    scheduler beginning at 0 and ending before training does).
+    """Where the warm-up ends, by the rule :class:`AGVMHook` uses
+    (:func:`~agvm_mm.optim.agvm_config.find_warmup`).
 
     Returns:
         tuple: the runner iteration (None: no warm-up, or one in epochs of
         unknown length), a description, and whether the epoch length was
         missing.
     """
+    from ..optim.agvm_config import find_warmup
     schedulers = cfg.get('param_scheduler') or []
     if isinstance(schedulers, dict):
         schedulers = ([schedulers] if 'type' in schedulers else
                       [s for group in schedulers.values() for s in group])
     max_iters = _max_iters(cfg, iters_per_epoch)
-    for sched in schedulers:
-        if sched.get('begin', 0) != 0:
-            continue
-        end = sched.get('end', INF)
-        if _scheduler_by_epoch(sched, cfg.get('default_scope')):
-            if not iters_per_epoch:
-                return None, (f'the warm-up {_type_name(sched)} ends at '
-                              f'epoch {end}: give --iters-per-epoch'), True
-            end = end * iters_per_epoch
-        if end < (max_iters if max_iters is not None else INF):
-            return int(end), (f'{_type_name(sched)} ends at runner '
-                              f'iteration {end}'), False
-    return None, 'no warm-up scheduler', False
+    scope = cfg.get('default_scope')
+    found = find_warmup(
+        [(s.get('begin', 0), s.get('end', INF),
+          s.get('begin', 0) == 0 and _scheduler_by_epoch(s, scope))
+         for s in schedulers],
+        max_iters if max_iters is not None else INF, iters_per_epoch)
+    if found is None:
+        return None, 'no warm-up scheduler', False
+    sched = schedulers[found[0]]
+    if found[1] is None:
+        return None, (f'the warm-up {_type_name(sched)} ends at epoch '
+                      f'{sched.get("end", INF)}: give --iters-per-epoch'), True
+    return found[1], (f'{_type_name(sched)} ends at runner iteration '
+                      f'{found[1]}'), False
 
 
 def _start(agvm, hook: Optional[dict], warm: Optional[int], why: str,
@@ -146,14 +148,16 @@ def _start(agvm, hook: Optional[dict], warm: Optional[int], why: str,
                 f'inside the warm-up ({why}). Add custom_hooks=[dict(type='
                 "'AGVMHook')] (starts it when the warm-up ends) or set "
                 'agvm.start_iter.')
-        return 0, 'agvm.start_iter is None and no AGVMHook sets it'
+        return (agvm.resolve_start(None),
+                'agvm.start_iter is None and no AGVMHook sets it')
     offset = int(hook.get('start_offset', 0))
     if unknown:
         return None, f'AGVMHook: {why}'
+    start = agvm.resolve_start(warm, offset)  # as AGVMHook fixes it
     if warm is None:
-        return offset, f'AGVMHook: {why}, so step {offset}'
-    return warm + offset, (f'AGVMHook: {why} = optimizer step {warm}' +
-                           (f', + start_offset {offset}' if offset else ''))
+        return start, f'AGVMHook: {why}, so step {offset}'
+    return start, (f'AGVMHook: {why} = optimizer step {warm}' +
+                   (f', + start_offset {offset}' if offset else ''))
 
 
 def _clip(agvm, wrapper: dict, hook: Optional[dict], warm: Optional[int],
