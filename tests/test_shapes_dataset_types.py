@@ -33,7 +33,8 @@ def stock(tmp_path, base, text):
     """A user's config: a stock base plus the override text."""
     path = tmp_path / 'user.py'
     path.write_text(f"_base_ = '{base}'\n"
-                    "custom_imports = dict(imports=['agvm_mm'], "
+                    "custom_imports = dict(imports=['agvm_mm', "
+                    "'agvm_mm.datasets'], "
                     "allow_failed_imports=False)\n" + text)
     return Config.fromfile(str(path))
 

@@ -370,8 +370,11 @@ def make_check_config(cfg: Config, data_root: str, work_dir: str,
                         if _type_name(h) != 'AGVMHook']
     imports = dict(cfg.get('custom_imports') or {})
     names = list(imports.get('imports') or [])
-    cfg.custom_imports = dict(imports, imports=names + ['agvm_mm'] * (
-        'agvm_mm' not in names), allow_failed_imports=False)
+    # the check trains on the shapes data: its dataset types too
+    cfg.custom_imports = dict(
+        imports, allow_failed_imports=False,
+        imports=names + [m for m in ('agvm_mm', 'agvm_mm.datasets')
+                         if m not in names])
     return cfg, notes
 
 

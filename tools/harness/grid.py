@@ -18,9 +18,11 @@ from .process import ROOT
 STATE_FILE = 'reproduce_cell.json'
 TRAIN_LOG = 'reproduce_train.log'
 CONFIG_SUBDIR = 'reproduce_config'
-# what every generated config imports: AGVM, the baselines, DivergenceHook
+# what every generated config imports: AGVM, the baselines, the shapes data
+# (and panopticapi stand-in), DivergenceHook
 DIVERGENCE_IMPORTS = dict(
-    imports=['agvm_mm', 'agvm_mm.hooks.divergence_hook'],
+    imports=['agvm_mm', 'agvm_mm.datasets',
+             'agvm_mm.hooks.divergence_hook'],
     allow_failed_imports=False)
 
 

@@ -1,13 +1,17 @@
-"""Let mmengine 0.10.7 resume under torch >= 2.6 (``weights_only=True``).
+"""What importing ``agvm_mm`` changes outside the package, in one place.
 
-torch >= 2.6 refuses to unpickle anything but tensors and a list of safe
-types unless they are allow-listed. mmengine's checkpoints also hold its
-message hub (``HistoryBuffer`` objects wrapping numpy arrays, which pickle
-their statistics functions as ``getattr(HistoryBuffer, 'mean')``), so
-``--resume`` fails. Instead of turning the check off
+Registration of AGVM's types is plain (``@register_module`` in each module).
+The one change to someone else's behaviour is here: mmengine 0.10.7 cannot
+resume under torch >= 2.6, whose ``torch.load`` defaults to
+``weights_only=True`` and refuses anything but tensors and a list of safe
+types. mmengine's checkpoints also hold its message hub (``HistoryBuffer``
+objects wrapping numpy arrays, which pickle their statistics functions as
+``getattr(HistoryBuffer, 'mean')``), so ``--resume`` fails, and AGVM runs
+must resume exactly (docs/algorithm.md §7). Instead of turning the check off
 (``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD``) we allow-list exactly the types
-mmengine writes, on import of agvm_mm; ``getattr`` is allowed only for
-``HistoryBuffer``'s own statistics methods.
+mmengine writes; ``getattr`` is allowed only for ``HistoryBuffer``'s own
+statistics methods. The shapes data and its ``panopticapi`` stand-in are not
+loaded here: configs that use them import ``agvm_mm.datasets``.
 """
 import pickle
 from typing import Any, List
