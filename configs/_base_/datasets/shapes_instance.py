@@ -2,7 +2,7 @@
 # Generate the data first:
 #   python tools/generate_shapes.py --out data/shapes
 # The dataset is agvm_mm's ShapesCocoDataset (mmdet's CocoDataset with the shapes
-# metainfo and paths; configs using this file import agvm_mm), the rest
+# metainfo and paths; configs using this file import agvm_mm.datasets), the rest
 # stock mmdet classes; types carry the `mmdet.` scope so the file works
 # under any default_scope. If a child config overrides `data_root`, it must
 # also re-set the evaluators' `ann_file` (evaluated when this file is loaded).

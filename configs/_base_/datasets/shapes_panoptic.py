@@ -2,12 +2,12 @@
 # 3 stuff). Generate the data first:
 #   python tools/generate_shapes.py --out data/shapes
 # mmdet's LoadPanopticAnnotations and CocoPanopticMetric import
-# `panopticapi` (GitHub-only, not on PyPI); without it, call
-# `agvm_mm.datasets.ensure_panopticapi()` before building them.
+# `panopticapi` (GitHub-only, not on PyPI); importing agvm_mm.datasets
+# installs a stand-in when it is missing.
 # If a child config overrides `data_root`, it must also re-set the
 # evaluators' `ann_file` / `seg_prefix` (evaluated when this file is loaded).
 # agvm_mm's ShapesPanopticDataset: mmdet's CocoPanopticDataset with the shapes
-# metainfo and paths (configs using this file import agvm_mm).
+# metainfo and paths (configs using this file import agvm_mm.datasets).
 dataset_type = 'mmdet.ShapesPanopticDataset'
 data_root = 'data/shapes/'
 img_size = 128

@@ -4,7 +4,7 @@
 # Generate the data first:
 #   python tools/generate_shapes.py --out data/shapes
 # The dataset is agvm_mm's ShapesSegDataset (mmseg's BaseSegDataset with the shapes
-# metainfo and paths; configs using this file import agvm_mm), the rest
+# metainfo and paths; configs using this file import agvm_mm.datasets), the rest
 # stock mmseg classes; types carry the `mmseg.` scope so the file works
 # under any default_scope.
 dataset_type = 'mmseg.ShapesSegDataset'

@@ -3,7 +3,10 @@
 # estimates; on 2 processes accumulative_counts=1 keeps the batch at 16),
 # 1200 runner iterations, SGD lr 0.04 with AGVM from the warm-up's end,
 # linear warm-up over 100 iterations, lr x 0.1 at 75 % and 90 %, seed 0.
-custom_imports = dict(imports=['agvm_mm'], allow_failed_imports=False)
+# agvm_mm: AGVM's types; agvm_mm.datasets: the Shapes* dataset types (and
+# the panopticapi stand-in) of every config that takes this schedule.
+custom_imports = dict(imports=['agvm_mm', 'agvm_mm.datasets'],
+                      allow_failed_imports=False)
 
 max_iters = 1200  # micro-batches; 600 optimizer steps
 warmup_iters = 100
