@@ -1,4 +1,4 @@
-"""Default module partition of real mmdet / mmseg models (spec section 1)."""
+"""Default module partition of real mmdet / mmseg models (docs/algorithm.md §1)."""
 import pytest
 import torch
 from mmengine.hub import get_config
