@@ -190,7 +190,8 @@ def test_config(rel):
 
 
 PAPER = {
-    # authors' configs (docs/algorithm.md §6): lr, warm-up, AGVM start, clip window
+    # authors' configs (docs/algorithm.md §6): lr, warm-up, AGVM start,
+    # clip window
     'faster_rcnn/faster-rcnn_r50_fpn_agvm_64xb4-16e_coco-b256.py':
     (0.16 * 2**0.5, 920, 1020, (820, 1020)),
     'faster_rcnn/faster-rcnn_r50_fpn_agvm_128xb4-16e_coco-b512.py':
