@@ -79,7 +79,7 @@ def agvm_window(cfg, accum):
     (iteration-based warm-up; epochs of any length) and accumulation."""
     agvm_cfg = AGVMConfig.build(cfg.optim_wrapper.agvm)
     wrapper = SimpleNamespace(agvm_cfg=agvm_cfg, agvm_steps=0,
-                              _accumulative_counts=accum,
+                              accumulative_counts=accum,
                               clip_grad_kwargs=dict(
                                   cfg.optim_wrapper.clip_grad or {}))
     runner = SimpleNamespace(
