@@ -2,6 +2,8 @@
 import math
 from typing import List, Optional, Union
 
+from agvm_mm.optim.agvm_config import find_warmup
+
 INF = int(1e9)  # mmengine's "no end" of a parameter scheduler
 # positions of a scheduler, in its unit (iterations or epochs)
 POSITIONS = ('begin', 'end', 'T_max', 'step_size')
@@ -118,8 +120,9 @@ def to_iterations(schedulers: List[dict], iters_per_epoch: Optional[int],
 
 
 def warmup_end(schedulers: List[dict], total: int) -> Optional[int]:
-    """End of the warm-up among iteration-based schedulers: the first that
-    begins at 0 and ends before the run does (as ``AGVMHook`` finds it)."""
-    return next((s.get('end') for s in schedulers
-                 if s.get('begin', 0) == 0 and s.get('end', total) < total),
-                None)
+    """End of the warm-up among iteration-based schedulers, by AGVM's own
+    rule (:func:`agvm_mm.optim.agvm_config.find_warmup`, as ``AGVMHook``
+    finds it)."""
+    found = find_warmup(((s.get('begin', 0), s.get('end', total), False)
+                         for s in schedulers), total)
+    return None if found is None else found[1]
