@@ -15,10 +15,10 @@ epochs of 4000 images at every batch size, runs in this order:
    the authors' (0.65x linear) and the linear rule's, extended by halving
    (doubling) the lr while the best is the lowest (highest) point, twice at
    most; the best lr of each again with seed 1;
-3. batch 64 (8x): the same;
-4. at 128: SGD with AGVM's time-averaged factors of its best run as fixed
+3. at 128: SGD with AGVM's time-averaged factors of its best run as fixed
    per-module lr multipliers (the static control); LAMB, PMD-LAMB and LARS,
    two lrs each;
+4. batch 64 (8x): the sweeps and reruns of 2.;
 5. the contrast: the best SGD and AGVM lrs at 128 from a random-init
    backbone (nothing frozen, BN training), the regime of the README's first
    miniature.
@@ -210,9 +210,11 @@ def mean_factors(work_dir: str) -> Optional[Dict[str, float]]:
 
 
 def plan(done: Dict[str, Record]) -> List[Run]:
-    """Every run the grid needs given the results so far, in order."""
+    """Every run the grid needs given the results so far, in order: the
+    verdict's batch with its reruns and controls first, then the others."""
     ref = [Run('sgd', REF_BATCH, RULES[2][1](REF_BATCH), s, 'linear')
            for s in SEEDS]
+    big = max(LARGE)
     runs = ref[:1]
     for batch in LARGE:
         sweeps = {arm: sweep(arm, batch, done) for arm in ('sgd', 'agvm')}
@@ -220,23 +222,14 @@ def plan(done: Dict[str, Record]) -> List[Run]:
         for i in (1, 0, 2):
             runs += [sweeps['sgd'][i], sweeps['agvm'][i]]
         runs += sweeps['sgd'][3:] + sweeps['agvm'][3:]
-        if batch == max(LARGE):
+        if batch == big:
             runs += ref[1:]
         for arm, points in sweeps.items():
             top = best(points, done)
             if top is not None:
                 runs.append(Run(arm, batch, top.lr, 1, top.rule))
-    big = max(LARGE)
-    top = best(sweep('agvm', big, done), done)
-    if top is not None:
-        factors = done[top.name].mean_factors
-        if factors:
-            runs.append(Run('static', big, top.lr, 0, top.rule, (
-                'optim_wrapper.constructor=AGVMOptimWrapperConstructor', ) +
-                tuple(f'optim_wrapper.agvm.lr_mult.{m}={v}'
-                      for m, v in sorted(factors.items()))))
-    for arm, lrs in BASELINE_LRS.items():
-        runs += [Run(arm, big, lr) for lr in lrs]
+        if batch == big:
+            runs += controls(big, done)
     # the contrast: the best lrs again from a random-init backbone (as the
     # README's first miniature), nothing frozen, BN training
     for arm in ('sgd', 'agvm'):
@@ -244,6 +237,23 @@ def plan(done: Dict[str, Record]) -> List[Run]:
         if top is not None:
             runs.append(Run(arm, big, top.lr, 0, top.rule, RANDOM_INIT,
                             'random'))
+    return runs
+
+
+def controls(batch: int, done: Dict[str, Record]) -> List[Run]:
+    """The static control (SGD with the best AGVM run's mean factors as
+    fixed module lr multipliers) and the layer-wise baselines."""
+    runs = []
+    top = best(sweep('agvm', batch, done), done)
+    if top is not None:
+        factors = done[top.name].mean_factors
+        if factors:
+            runs.append(Run('static', batch, top.lr, 0, top.rule, (
+                'optim_wrapper.constructor=AGVMOptimWrapperConstructor', ) +
+                tuple(f'optim_wrapper.agvm.lr_mult.{m}={v}'
+                      for m, v in sorted(factors.items()))))
+    for arm, lrs in BASELINE_LRS.items():
+        runs += [Run(arm, batch, lr) for lr in lrs]
     return runs
 
 
