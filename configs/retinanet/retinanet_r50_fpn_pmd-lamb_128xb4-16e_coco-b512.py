@@ -7,10 +7,7 @@
 _base_ = [
     '../_base_/models/retinanet_r50_fpn_coco.py',
     '../_base_/schedules/coco_16e_warmup460.py',
-    '../_base_/optimizers/pmd-lamb.py'
+    '../_base_/optimizers/pmd-lamb_coco-b512.py'
 ]
 train_dataloader = dict(batch_size=4)  # images per GPU
-optim_wrapper = dict(
-    # decay_period: optimizer steps in one epoch, ceil(117266 / 512)
-    optimizer=dict(lr=1e-4 * (512 / 16) ** 0.5, decay_period=230))
 auto_scale_lr = dict(base_batch_size=512)

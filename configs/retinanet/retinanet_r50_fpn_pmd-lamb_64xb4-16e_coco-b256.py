@@ -7,10 +7,7 @@
 _base_ = [
     '../_base_/models/retinanet_r50_fpn_coco.py',
     '../_base_/schedules/coco_16e_warmup920.py',
-    '../_base_/optimizers/pmd-lamb.py'
+    '../_base_/optimizers/pmd-lamb_coco-b256.py'
 ]
 train_dataloader = dict(batch_size=4)  # images per GPU
-optim_wrapper = dict(
-    # decay_period: optimizer steps in one epoch, ceil(117266 / 256)
-    optimizer=dict(lr=1e-4 * (256 / 16) ** 0.5, decay_period=459))
 auto_scale_lr = dict(base_batch_size=256)

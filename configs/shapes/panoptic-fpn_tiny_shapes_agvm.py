@@ -1,64 +1,18 @@
 # Panoptic FPN with a tiny random-init ResNet-18 on the built-in shapes data
 # (6 thing + 3 stuff classes), trained with AGVM. The model is mmdet's
 # panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py without its COCO data and
-# epoch schedule (../_base_/models/panoptic-fpn_r50_fpn.py), made tiny.
-# Global batch 16 = 1 process x 8 images x 2
-# micro-batches (accumulative_counts=2 gives AGVM its two gradient
-# estimates). With 2 processes: tools/dist_train.sh CONFIG 2 --cfg-options
-# optim_wrapper.accumulative_counts=1 keeps the batch at 16.
+# epoch schedule, made tiny. Batch (16 = 8 images x 2 micro-batches),
+# schedule and the 2-process launch: ../_base_/schedules/shapes_agvm_1200it.py.
 # AGVM modules (default partition): backbone, neck, rpn_head,
 # roi_head.bbox_head, roi_head.mask_head, semantic_head.
 _base_ = [
-    '../_base_/models/panoptic-fpn_r50_fpn.py',
+    '../_base_/models/panoptic-fpn_tiny_shapes.py',
     '../_base_/datasets/shapes_panoptic.py',
     '../_base_/shapes_det_runtime.py',
     '../_base_/schedules/shapes_agvm_1200it.py',
 ]
 
-num_things_classes = 6
-num_stuff_classes = 3
-model = dict(
-    backbone=dict(
-        depth=18,
-        base_channels=16,
-        frozen_stages=-1,
-        norm_eval=False,
-        init_cfg=None),  # random init: nothing is downloaded
-    neck=dict(in_channels=[16, 32, 64, 128], out_channels=64),
-    rpn_head=dict(
-        in_channels=64,
-        feat_channels=64,
-        # base anchors 8 (stride 4) .. 128 px (stride 64): objects are 8-64 px
-        anchor_generator=dict(scales=[2], strides=[4, 8, 16, 32, 64])),
-    roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=64),
-        bbox_head=dict(in_channels=64, fc_out_channels=128,
-                       num_classes=num_things_classes),
-        mask_roi_extractor=dict(out_channels=64),
-        mask_head=dict(in_channels=64, conv_out_channels=64,
-                       num_classes=num_things_classes)),
-    # predicts num_stuff_classes + 1 maps (all things merged into one)
-    semantic_head=dict(
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes,
-        in_channels=64,
-        inner_channels=32,
-        norm_cfg=dict(num_groups=8)),
-    panoptic_fusion_head=dict(
-        num_things_classes=num_things_classes,
-        num_stuff_classes=num_stuff_classes),
-    train_cfg=dict(
-        rpn_proposal=dict(nms_pre=500, max_per_img=200),
-        rcnn=dict(sampler=dict(num=128))),
-    test_cfg=dict(
-        rpn=dict(nms_pre=500, max_per_img=100),
-        rcnn=dict(score_thr=0.5, max_per_img=50),
-        # HeuristicFusionHead: stuff segments under stuff_area_limit pixels
-        # are dropped (4096 in the COCO recipe; images here are 128 x 128)
-        panoptic=dict(stuff_area_limit=64)))
-
 train_dataloader = dict(batch_size=8)
-val_dataloader = dict(batch_size=8)
-test_dataloader = val_dataloader
+val_dataloader = test_dataloader = dict(batch_size=8)
 # custom_hooks: the base's AGVMHook only (mmdet's panoptic recipe also
 # drops NumClassCheckHook)

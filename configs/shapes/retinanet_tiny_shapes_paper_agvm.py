@@ -1,33 +1,18 @@
-# RetinaNet on the shapes data in the AGVM authors' regime (their Faster /
-# Mask R-CNN recipes at batch 256/512, as fractions of the run): the tiny
-# ResNet-18 pretrained by tools/pretrain_backbone.py with stem and stage 1
-# frozen, heads from scratch; exponential warm-up over 12.5 % of the run;
-# AGVM from 2.7 % of the run after the warm-up's end (their 100 of ~3.7k
-# steps), gradient clipping (max_norm 1.0) only within the same distance
-# either side of the warm-up's end; lr x0.1 at 75 % and 87.5 % (their
-# epochs 12 and 14 of 16). BatchNorm keeps its pretrained statistics
-# (norm_eval=True, mmdet's rule for pretrained backbones): the authors'
-# SyncBN over the whole batch has no one-process equivalent, and frozen
-# statistics keep the network the same function at every batch size.
-# Recipe: 13 epochs of 4000 images at batch 16 (8 x 2); tools/reproduce.py
-# rescales the schedule to any batch. Pretrain the backbone first.
-_base_ = './retinanet_tiny_shapes_agvm.py'
-
-model = dict(backbone=dict(
-    frozen_stages=1, norm_eval=True,
-    init_cfg=dict(_delete_=True, type='Pretrained',
-                  checkpoint='data/pretrained/resnet18_16ch_shapes.pth')))
-
-max_iters = 6500  # micro-batches; 3250 optimizer steps
-warmup_iters = 812  # 12.5 %
-train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
-optim_wrapper = dict(clip_grad=dict(max_norm=1.0, norm_type=2))
-param_scheduler = [
-    dict(type='ExpWarmupLR', start_factor=0.001, by_epoch=False, begin=0,
-         end=warmup_iters),
-    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
-         milestones=[4875, 5688], gamma=0.1)
+# RetinaNet on the shapes data in the AGVM authors' regime: the tiny
+# ResNet-18 pretrained by tools/pretrain_backbone.py (pretrain it first)
+# with stem and stage 1 frozen, heads from scratch, and the authors'
+# schedule shape (../_base_/schedules/shapes_paper_6500it.py). BatchNorm
+# keeps its pretrained statistics (norm_eval=True, mmdet's rule for
+# pretrained backbones): the authors' SyncBN over the whole batch has no
+# one-process equivalent, and frozen statistics keep the network the same
+# function at every batch size.
+_base_ = [
+    '../_base_/models/retinanet_tiny_shapes.py',
+    '../_base_/datasets/shapes_detection.py',
+    '../_base_/schedules/shapes_paper_6500it.py',
 ]
-# offsets in optimizer steps from the warm-up's end (step 406): 88 = 2.7 %
-custom_hooks = [dict(type='AGVMHook', start_offset=88, clip_window=(88, 88))]
-default_hooks = dict(checkpoint=dict(interval=1000))
+
+model = dict(backbone=_base_.tiny_pretrained_backbone)
+optim_wrapper = dict(optimizer=dict(lr=0.02))
+train_dataloader = dict(batch_size=8)
+val_dataloader = test_dataloader = dict(batch_size=8)

@@ -1,8 +1,5 @@
 # The plain-SGD twin of sem-fpn_tiny_shapes_agvm.py: same model, data,
 # batch and schedule, mmengine's OptimWrapper.
 _base_ = './sem-fpn_tiny_shapes_agvm.py'
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='SGD', lr=0.04, momentum=0.9,
-                                    weight_decay=1e-4),
-                     accumulative_counts=2, clip_grad=dict(max_norm=10.0))
+optim_wrapper = _base_.sgd_twin
 custom_hooks = []

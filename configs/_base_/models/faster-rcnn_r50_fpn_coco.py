@@ -1,15 +1,10 @@
 # Faster R-CNN R50-FPN on COCO: mmdet's faster-rcnn_r50_fpn_1x_coco.py
 # without its schedule and optimizer (those are ../schedules/ and
-# ../optimizers/), with the authors' SyncBN. custom_imports registers AGVM,
-# the baseline optimizers and ExpWarmupLR.
+# ../optimizers/), with the authors' SyncBN. Runtime and imports:
+# ../coco_runtime.py.
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',
-    'mmdet::_base_/default_runtime.py'
+    '../coco_runtime.py'
 ]
-custom_imports = dict(imports=['agvm_mm'], allow_failed_imports=False)
-
-model = dict(
-    backbone=dict(
-        norm_cfg=dict(type='SyncBN', requires_grad=True),  # as the authors
-        norm_eval=False))
+model = dict(backbone=_base_.authors_bn)

@@ -15,9 +15,10 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
+__sgd = dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4)
 optim_wrapper = dict(
     type='AGVMOptimWrapper',
-    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
+    optimizer=__sgd,
     accumulative_counts=2,
     clip_grad=dict(max_norm=10.0),
     agvm=dict(interval=10, start_iter=None))  # None: AGVMHook starts it
@@ -31,4 +32,8 @@ param_scheduler = [
 auto_scale_lr = dict(enable=False, base_batch_size=16)
 
 custom_hooks = [dict(type='AGVMHook')]
+# the plain-SGD twins (../../shapes/*_sgd.py) take `optim_wrapper =
+# _base_.sgd_twin`: mmengine's OptimWrapper, same optimizer, batch, clipping
+sgd_twin = dict(_delete_=True, type='OptimWrapper', optimizer=__sgd,
+                accumulative_counts=2, clip_grad=dict(max_norm=10.0))
 randomness = dict(seed=0)
