@@ -12,7 +12,8 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from agvm_mm.datasets.shapes import ALL_TASKS, generate_shapes  # noqa: E402
+from agvm_mm.datasets.generate import (ALL_TASKS,  # noqa: E402
+                                       generate_shapes)
 
 
 def parse_args() -> argparse.Namespace:

@@ -6,11 +6,14 @@ it registers the shapes dataset types and, since mmdet's panoptic loader and
 metric import ``panopticapi`` (on no package registry), installs a stand-in
 for it when the real package is missing (:func:`ensure_panopticapi`).
 """
-from .shapes import (SHAPES_CLASSES, SHAPES_DET_METAINFO, SHAPES_PALETTE,
-                     SHAPES_PANOPTIC_METAINFO, SHAPES_SEG_METAINFO,
-                     SHAPES_STUFF_CLASSES, SHAPES_STUFF_PALETTE,
-                     SHAPES_THING_CLASSES, SHAPES_THING_PALETTE,
-                     ensure_panopticapi, generate_shapes, render_sample)
+from .classes import (SHAPES_CLASSES, SHAPES_DET_METAINFO, SHAPES_PALETTE,
+                      SHAPES_PANOPTIC_METAINFO, SHAPES_SEG_METAINFO,
+                      SHAPES_STUFF_CLASSES, SHAPES_STUFF_PALETTE,
+                      SHAPES_THING_CLASSES, SHAPES_THING_PALETTE)
+from .generate import generate_shapes
+from .panoptic_standin import ensure_panopticapi
+from .render import render_sample
+
 # before mmdet's panoptic modules are imported below (it also patches them
 # if they were imported already)
 ensure_panopticapi()

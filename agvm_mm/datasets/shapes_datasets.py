@@ -22,8 +22,8 @@ Examples:
 import os.path as osp
 from typing import Optional, Sequence
 
-from .shapes import (SHAPES_DET_METAINFO, SHAPES_PANOPTIC_METAINFO,
-                     SHAPES_SEG_METAINFO)
+from .classes import (SHAPES_DET_METAINFO, SHAPES_PANOPTIC_METAINFO,
+                      SHAPES_SEG_METAINFO)
 
 DEFAULT_ROOT = 'data/shapes/'
 _JSON_STEM = dict(instance='instances', panoptic='panoptic')
