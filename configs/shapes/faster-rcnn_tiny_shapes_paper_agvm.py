@@ -8,6 +8,6 @@ _base_ = [
     '../_base_/schedules/shapes_paper_6500it.py',
 ]
 
-model = dict(backbone=_base_.tiny_pretrained_backbone)
+model = dict(backbone=_base_.pretrained_backbone)
 train_dataloader = dict(batch_size=8)
 val_dataloader = test_dataloader = dict(batch_size=8)

@@ -12,7 +12,7 @@ _base_ = [
     '../_base_/schedules/shapes_paper_6500it.py',
 ]
 
-model = dict(backbone=_base_.tiny_pretrained_backbone)
+model = dict(backbone=_base_.pretrained_backbone)
 optim_wrapper = dict(optimizer=dict(lr=0.02))
 train_dataloader = dict(batch_size=8)
 val_dataloader = test_dataloader = dict(batch_size=8)

@@ -65,11 +65,3 @@ tiny_panoptic_fpn = dict(
         # HeuristicFusionHead drops stuff segments under stuff_area_limit
         # pixels (4096 in the COCO recipe; images here are 128 x 128)
         panoptic=dict(stuff_area_limit=64)))
-
-# The paper-regime configs' backbone: tools/pretrain_backbone.py's
-# checkpoint, stem and stage 1 frozen as the authors, BN statistics kept
-# (configs/shapes/retinanet_tiny_shapes_paper_agvm.py says why)
-tiny_pretrained_backbone = dict(
-    frozen_stages=1, norm_eval=True,
-    init_cfg=dict(_delete_=True, type='Pretrained',
-                  checkpoint='data/pretrained/resnet18_16ch_shapes.pth'))
