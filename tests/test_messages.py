@@ -10,9 +10,9 @@ import torch.multiprocessing as mp
 from mmengine.logging import MMLogger
 
 from agvm_mm import AGVMOptimWrapper
-from agvm_mm.utils.launch import amp_available
 from tests.conftest import ROOT
 from tests.toy import Toy, batches, free_port, init_gloo, make_optimizer
+from tools.runner_setup import amp_available
 
 LOST = 'the gradient of some iterations is lost'
 RESTORED = 'their gradients were restored from the checkpoint'

@@ -8,9 +8,9 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 
 from agvm_mm import AGVMAmpOptimWrapper, AGVMOptimWrapper
-from agvm_mm.utils.launch import enable_amp
 from tests.test_optim_wrapper import run_wrapper
 from tests.toy import RETINANET, Toy, batches, make_optimizer
+from tools.runner_setup import enable_amp
 
 
 def build(agvm=None, counts=2, optimizer=None, model=None):

@@ -82,7 +82,7 @@ def worker(rank: int, world: int, port: int, args) -> None:
     from mmengine.dataset import pseudo_collate
     from mmengine.registry import DATASETS, init_default_scope
     from agvm_mm.datasets import generate_shapes
-    from agvm_mm.utils.launch import adapt_to_cpu
+    from tools.runner_setup import adapt_to_cpu
     cfg = Config.fromfile(args.config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     adapt_to_cpu(cfg)

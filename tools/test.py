@@ -4,13 +4,19 @@
         [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
+import os.path as osp
+import sys
 
 from mmengine.config import Config
 from mmengine.dist import get_rank
 
-import agvm_mm  # noqa: F401
-from agvm_mm.utils.launch import (build_runner, parse_args, prepare,
-                                  shutdown)
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:  # ``tools`` from any working directory
+    sys.path.insert(0, ROOT)
+
+import agvm_mm  # noqa: E402,F401
+from tools.runner_setup import (build_runner, parse_args,  # noqa: E402
+                                prepare, shutdown)
 
 
 def get_args() -> argparse.Namespace:

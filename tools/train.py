@@ -4,13 +4,19 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
+import os.path as osp
+import sys
 
 from mmengine.config import Config
 
-import agvm_mm  # noqa: F401  registers AGVM's wrapper, constructor and hook
-from agvm_mm.utils.launch import (amp_available, build_runner, enable_amp,
-                                  enable_auto_scale_lr, parse_args, prepare,
-                                  shutdown)
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if ROOT not in sys.path:  # ``tools`` from any working directory
+    sys.path.insert(0, ROOT)
+
+import agvm_mm  # noqa: E402,F401  registers AGVM's wrapper, constructor, hook
+from tools.runner_setup import (amp_available, build_runner,  # noqa: E402
+                                enable_amp, enable_auto_scale_lr, parse_args,
+                                prepare, shutdown)
 
 
 def get_args() -> argparse.Namespace:

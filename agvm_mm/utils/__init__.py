@@ -1,3 +1,3 @@
-"""Tools' helpers that live in the package: the launcher of tools/train.py
-and tools/test.py (:mod:`.launch`) and the config check
-(:mod:`.check_config`). Nothing here is imported by ``import agvm_mm``."""
+"""The config check of tools/check_config.py (:mod:`.check_config`) and the
+old import path of the launcher (:mod:`.launch`, now tools/runner_setup.py).
+Nothing here is imported by ``import agvm_mm``."""

@@ -23,7 +23,7 @@ from mmengine.config import Config
 from mmengine.hooks import Hook
 
 from ..hooks.agvm_hook import clip_window_around
-from .launch import _replace_syncbn
+from tools.runner_setup import _replace_syncbn
 
 INF = int(1e9)  # mmengine's "no end" of a scheduler
 TASKS = ('detection', 'instance', 'panoptic', 'semantic')
@@ -527,7 +527,7 @@ def check_config(cfg: Config, name: str, data_root: str,
         iters_per_epoch (int, optional): Of the real run, to place
             epoch-based schedules in iterations.
     """
-    from .launch import build_runner
+    from tools.runner_setup import build_runner
     report = Report(config=name)
     kind = _type_name(cfg.get('optim_wrapper') or {}) or 'OptimWrapper'
     if kind not in KNOWN_WRAPPERS:
