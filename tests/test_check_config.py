@@ -12,8 +12,8 @@ import pytest
 from mmengine.config import Config
 
 import agvm_mm  # noqa: F401  registers ExpWarmupLR for the window
-from agvm_mm.utils.check_config import agvm_window, detect_task
 from tests.conftest import ROOT
+from tools.check import agvm_window, detect_task
 
 TOOL = os.path.join(ROOT, 'tools', 'check_config.py')
 SWITCH = ("custom_imports = dict(imports=['agvm_mm'], "

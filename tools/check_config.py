@@ -26,8 +26,7 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 import agvm_mm  # noqa: E402,F401  registers the AGVM types
-from agvm_mm.utils.check_config import (check_config,  # noqa: E402
-                                        check_data_root)
+from tools.check import check_config, check_data_root  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:

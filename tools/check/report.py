@@ -1,0 +1,231 @@
+"""Runs the check and reports it: the partition, the frozen parameters, the
+rule, the window, Phi and s of every check step, and the problems."""
+import math
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
+
+from mmengine.config import Config
+from mmengine.hooks import Hook
+
+from tools.runner_setup import build_runner
+from .build import detect_task, make_check_config
+from .window import Window, agvm_window, type_name
+
+# wrappers the check runs as AGVMOptimWrapper (fp32: no GPU here)
+KNOWN_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'AGVMOptimWrapper',
+                  'AGVMAmpOptimWrapper')
+
+
+class StatisticsRecorder(Hook):
+    """Keeps each AGVM step's Phi and s, and each iteration's loss."""
+    priority = 'LOW'
+
+    def __init__(self) -> None:
+        self.steps: List[Tuple[Dict[str, float], Dict[str, float]]] = []
+        self.losses: List[float] = []
+        self._seen = 0
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if outputs and 'loss' in outputs:
+            loss = outputs['loss']
+            self.losses.append(float(getattr(loss, 'detach', lambda: loss)()))
+        wrapper = runner.optim_wrapper
+        if wrapper.agvm_steps != self._seen:
+            self._seen = wrapper.agvm_steps
+            self.steps.append((wrapper.agvm_variances, wrapper.agvm_scales))
+
+
+
+@dataclass
+class Report:
+    """What :func:`check_config` found; ``str(report)`` is the printout."""
+    config: str
+    task: str = ''
+    setup: str = ''
+    modules: Dict[str, Tuple[int, int]] = field(default_factory=dict)
+    frozen: Dict[str, Tuple[int, int, List[str]]] = field(
+        default_factory=dict)
+    anchor: str = ''
+    rule: str = ''
+    window: Optional[Window] = None
+    steps: List[Tuple[Dict[str, float], Dict[str, float]]] = field(
+        default_factory=list)
+    problems: List[str] = field(default_factory=list)
+    notes: List[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def __str__(self) -> str:
+        out = [f'AGVM check of {self.config}', f'  {self.setup}']
+        if self.modules:
+            out.append(f'Modules (anchor {self.anchor!r}), trainable '
+                       'parameters')
+            out += [f'  {m:<22} {n / 1e6:8.3f} M  ({t} tensors)'
+                    for m, (n, t) in self.modules.items()]
+        if self.frozen:
+            out.append('Frozen parameters, left out of AGVM')
+            out += [f'  {m:<22} {n / 1e6:8.3f} M  ({t} tensors: '
+                    f'{", ".join(names)})'
+                    for m, (n, t, names) in self.frozen.items()]
+        elif self.modules:
+            out.append('Frozen parameters: none')
+        if self.rule:
+            out.append(f'Variance rule: {self.rule}')
+        if self.window is not None:
+            out.append('AGVM window of the real run')
+            out += [f'  {line}' for line in self.window.lines()]
+        if self.steps:
+            names = list(self.steps[-1][1])
+            width = max(15, max(len(n) for n in names) + 2)
+            out.append('Phi / s per module at each check step')
+            out.append(('  step  ' + ''.join(n.ljust(width)
+                                             for n in names)).rstrip())
+            for step, (phi, scale) in enumerate(self.steps):
+                cells = [f'{phi.get(n, math.nan):.3f} / {scale[n]:.3f}'
+                         for n in names]
+                out.append((f'  {step:<6}' + ''.join(
+                    c.ljust(width) for c in cells)).rstrip())
+        for title, items in (('Notes', self.notes),
+                             ('Problems', self.problems)):
+            if items:
+                out.append(title)
+                out += [f'  - {item}' for item in items]
+        out.append('Result: ' + ('OK' if self.ok else
+                                 f'{len(self.problems)} problem(s)'))
+        return '\n'.join(out)
+
+
+def _describe(model, wrapper, report: Report) -> None:
+    """Partition, frozen parameters, anchor and rule of the built model."""
+    from agvm_mm.partition import _match, partition_modules, unwrap
+    net = unwrap(model)
+    parts = partition_modules(net, wrapper.agvm_cfg.modules)
+    report.modules = {m: (sum(p.numel() for p in ps), len(ps))
+                      for m, ps in parts.items()}
+    # configured prefixes too: a frozen one (e.g. backbone.layer1) is shown
+    prefixes = (list(wrapper.agvm_cfg.modules or []) + list(parts) +
+                [n for n, _ in net.named_children()])
+    for name, param in net.named_parameters():
+        if param.requires_grad:
+            continue
+        module = _match(name, prefixes) or name.split('.')[0]
+        count, tensors, names = report.frozen.get(module, (0, 0, []))
+        sub = name[len(module) + 1:].split('.')[0] or name
+        report.frozen[module] = (count + param.numel(), tensors + 1,
+                                 names + [sub] * (sub not in names))
+    report.anchor = wrapper.agvm_cfg.anchor
+    kind = type(wrapper.optimizer).__name__
+    report.rule = (f"'sgd' (raw gradients) for {kind}"
+                   if wrapper.agvm_rule == 'sgd' else
+                   f"'adam' (gradients preconditioned by exp_avg_sq) for "
+                   f'{kind}')
+    if wrapper.agvm_cfg.rule == 'auto':
+        report.rule += ' (agvm.rule=auto)'
+
+
+def _check_statistics(report: Report, recorder: StatisticsRecorder,
+                      steps: int) -> None:
+    if any(not math.isfinite(loss) for loss in recorder.losses):
+        report.problems.append(
+            'optim_wrapper.optimizer.lr: the loss became non-finite in the '
+            'check steps; lower the lr or set optim_wrapper.clip_grad.')
+    if len(recorder.steps) < steps:
+        report.problems.append(
+            f'AGVM took statistics on {len(recorder.steps)} of {steps} '
+            'steps: a gradient was non-finite (see optim_wrapper.optimizer.'
+            'lr, optim_wrapper.clip_grad).')
+    seen = {m for phi, _ in recorder.steps for m in phi}
+    unused = [m for m in report.modules if m not in seen]
+    if recorder.steps and unused:
+        report.problems.append(
+            f'optim_wrapper.agvm.modules: {unused} got no gradient in any '
+            'check step (not in the loss?); AGVM holds their factor at 1. '
+            'Freeze them or leave them out of the modules.')
+
+
+def check_config(cfg: Config, name: str, data_root: str,
+                 work_dir: Optional[str] = None, steps: int = 3,
+                 img_size: int = 64, batch_size: int = 1,
+                 iters_per_epoch: Optional[int] = None) -> Report:
+    """Check ``cfg`` (named ``name`` in the report) as :mod:`tools.check`
+    describes. The shapes data must exist under ``data_root``.
+
+    Args:
+        cfg (Config): The config as the real run would train it.
+        name (str): Shown as the config's name.
+        data_root (str): The shapes data (see :func:`generate_shapes`).
+        work_dir (str, optional): For the check's logs; None: a temporary
+            directory, removed afterwards.
+        steps (int): Optimizer steps of the check.
+        img_size (int): Side of the check's images.
+        batch_size (int): Images per micro-batch.
+        iters_per_epoch (int, optional): Of the real run, to place
+            epoch-based schedules in iterations.
+    """
+    report = Report(config=name)
+    kind = type_name(cfg.get('optim_wrapper') or {}) or 'OptimWrapper'
+    if kind not in KNOWN_WRAPPERS:
+        report.problems.append(
+            f'optim_wrapper.type={kind!r}: the check knows {KNOWN_WRAPPERS}; '
+            'AGVM needs AGVMOptimWrapper (or AGVMAmpOptimWrapper).')
+        return report
+    if not kind.startswith('AGVM'):
+        report.problems.append(
+            f"optim_wrapper.type={kind!r} does not run AGVM: set type="
+            f"'AGVM{kind}' (the check runs it so).")
+    if 'agvm_mm' not in ((cfg.get('custom_imports') or {}).get('imports')
+                         or []):
+        report.problems.append(
+            "custom_imports: add dict(imports=['agvm_mm'], "
+            'allow_failed_imports=False); without it stock mmdet/mmseg tools '
+            'do not find the AGVM types.')
+    try:
+        report.window, problems = agvm_window(cfg, iters_per_epoch)
+        report.problems += problems
+    except (KeyError, ValueError) as error:
+        report.problems.append(str(error).strip('"'))
+        return report
+    counts = report.window.accumulative_counts
+    if counts < 2 or counts % 2:
+        report.notes.append(
+            f'optim_wrapper.accumulative_counts={counts}: the real run needs '
+            '>= 2 processes (AGVM compares the two halves of the ranks), '
+            'or an even accumulative_counts >= 2 on one process.')
+
+    check_cfg, notes = make_check_config(cfg, data_root, '', steps, img_size,
+                                         batch_size)
+    report.notes += notes
+    report.task = detect_task(cfg)
+    report.setup = (f'task {report.task}: shapes data at {img_size} px, '
+                    f'{steps} optimizer steps of 2 micro-batches x '
+                    f'{batch_size} image(s), 1 CPU process, AGVM statistics '
+                    "on every step, the lr of the run's first steps")
+    recorder, runner, trained = StatisticsRecorder(), None, False
+    with tempfile.TemporaryDirectory(prefix='agvm_check_') as tmp:
+        check_cfg.work_dir = work_dir or tmp
+        try:
+            runner = build_runner(check_cfg)
+            runner.register_hook(recorder)
+            runner.train()
+            trained = True
+        except Exception as error:  # reported, with the key when it has one
+            message = str(error).strip('"')
+            if 'more than 1 value per channel' in message:
+                message += (' (a BN layer saw one value per channel: use '
+                            '--batch-size 2)')
+            report.problems.append(
+                message if 'optim_wrapper' in message or 'agvm' in message
+                else f'the check run failed: {type(error).__name__}: '
+                f'{message}\n{traceback.format_exc(limit=-3)}')
+    wrapper = getattr(runner, 'optim_wrapper', None)
+    if hasattr(wrapper, 'agvm_cfg'):  # built, even if training failed
+        _describe(runner.model, wrapper, report)
+    if trained:
+        report.steps = recorder.steps
+        _check_statistics(report, recorder, steps)
+    return report
