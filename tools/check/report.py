@@ -38,7 +38,6 @@ class StatisticsRecorder(Hook):
             self.steps.append((wrapper.agvm_variances, wrapper.agvm_scales))
 
 
-
 @dataclass
 class Report:
     """What :func:`check_config` found; ``str(report)`` is the printout."""

@@ -19,7 +19,6 @@ def type_name(node: Any) -> str:
     return kind.split('.')[-1] if isinstance(kind, str) else kind.__name__
 
 
-
 @dataclass
 class Window:
     """The AGVM window of the real run, in optimizer steps; ``None`` where
