@@ -6,7 +6,6 @@ reproduce's rescaling of them, and the benchmark's plan and verdict rule."""
 import json
 import os
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -14,9 +13,7 @@ import torch
 from agvm_mm.hooks import AGVMHook
 from tests.conftest import ROOT, run_tool
 from tools import harness as R
-
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-import benchmark_paper_regime as B  # noqa: E402
+from tools import paper_regime as B
 
 CONFIG = osp.join(ROOT, 'configs/shapes/retinanet_tiny_shapes_paper_agvm.py')
 TINY = ['--num-train', '24', '--num-val', '8', '--epochs', '2',

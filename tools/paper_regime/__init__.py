@@ -1,0 +1,17 @@
+"""The paper-regime benchmark behind ``tools/benchmark_paper_regime.py``
+(whose docstring describes the grid and the verdict rule).
+
+* ``grid``: the runs (:class:`Run`), how tools/reproduce.py trains one, its
+  result (:class:`Record`), the lr sweeps and the plan, which grows as
+  results arrive (:func:`plan`, :func:`collect`);
+* ``report``: the verdict and the files written to ``--out``
+  (:func:`write_report`).
+"""
+from .grid import (ARMS, FAMILY, REF_BATCH, Record, Run, collect, plan,
+                   reproduce_argv)
+from .report import verdict, write_report
+
+__all__ = [
+    'ARMS', 'FAMILY', 'REF_BATCH', 'Record', 'Run', 'collect', 'plan',
+    'reproduce_argv', 'verdict', 'write_report'
+]
