@@ -25,7 +25,7 @@ from mmengine.registry import (HOOKS, MODELS, PARAM_SCHEDULERS,
 import agvm_mm  # noqa: F401  registers the wrapper, hook and optimizers
 import agvm_mm.schedulers  # noqa: F401  registers ExpWarmupLR
 from agvm_mm.optim import AGVMConfig
-from agvm_mm.utils.launch import _replace_syncbn
+from tools.runner_setup import _replace_syncbn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs')
