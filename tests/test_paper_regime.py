@@ -237,3 +237,26 @@ def test_report_files(tmp_path):
     text = (tmp_path / 'paper_regime.md').read_text()
     assert 'Verdict: ' in text and '| SGD + AGVM | 128 | sqrt |' in text
     assert os.path.getsize(tmp_path / 'paper_regime.png') > 1000
+
+
+def test_records_name_the_code_and_the_checkpoint(tmp_path):
+    """What the driver writes beside a run's work root when it starts it
+    (the commit, the checkpoint's id) reaches its record and the table."""
+    run = B.plan({})[0]  # the reference, a run of every plan
+    root = run.work_root(str(tmp_path))
+    os.makedirs(root)
+    cell = dict(status='done', values={'coco/bbox_mAP': 0.104, 'loss': 0.7},
+                info=dict(steps=6500), work_dir=osp.join('retinanet_paper',
+                                                         'agvm-b8'))
+    with open(osp.join(root, 'results.json'), 'w') as f:
+        json.dump(dict(cells=[cell]), f)
+    for kind, text in (('commit', 'abc123'),
+                       ('backbone', '01fa50385607345e 93.75')):
+        with open(f'{root}.{kind}', 'w') as f:
+            f.write(text + '\n')
+    record = B.read_record(run, str(tmp_path))
+    assert (record.bbox_mAP, record.commit, record.pretrained_ckpt) == (
+        10.4, 'abc123', '01fa50385607345e 93.75')
+    B.write_report({run.name: record}, str(tmp_path / 'out'))
+    assert 'ckpt 01fa5038 (93.75 %)' in (tmp_path / 'out' /
+                                         'paper_regime.md').read_text()

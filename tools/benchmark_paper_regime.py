@@ -40,6 +40,8 @@ seed, and recovers >= 40 % of SGD's gap; *does not reproduce*: SGD loses
 >= 1.5 but AGVM gains <= 0.3; *inconclusive* otherwise.
 """
 import argparse
+import hashlib
+import json
 import os
 import os.path as osp
 import subprocess
@@ -53,6 +55,7 @@ sys.path.insert(0, ROOT)
 
 from tools.paper_regime import (Run, collect, plan,  # noqa: E402
                                 reproduce_argv, write_report)
+from tools.pretrain_backbone import CHECKPOINT  # noqa: E402
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -86,6 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     os.makedirs(args.work_root, exist_ok=True)
     commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
+    backbone = checkpoint_id(CHECKPOINT)
     running: Dict[object, Run] = {}
     failed = set()  # not retried in this call
     with ThreadPoolExecutor(args.jobs) as pool:
@@ -101,8 +105,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                                                    slots)]:
                 print(f'[paper regime] start {run.name}', flush=True)
                 root = run.work_root(args.work_root)
-                with open(root + '.commit', 'w') as f:
-                    f.write(commit + '\n')
+                for kind, text in (('commit', commit),
+                                   ('backbone', backbone)):
+                    with open(f'{root}.{kind}', 'w') as f:
+                        f.write(text + '\n')
                 running[pool.submit(_call, reproduce_argv(
                     run, args.work_root), env, root + '.log')] = run
             if not running and not elsewhere:
@@ -142,6 +148,16 @@ def in_progress(run: Run, work_root: str, quiet: float = 300.0) -> bool:
             except OSError:  # removed meanwhile
                 pass
     return time.time() - newest < quiet
+
+
+def checkpoint_id(path: str) -> str:
+    """The checkpoint's sha256 prefix and the held-out accuracy its
+    settings file records: which backbone a run started from."""
+    with open(path, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()[:16]
+    with open(osp.splitext(path)[0] + '.json') as f:
+        accuracy = json.load(f)['accuracy']
+    return f'{digest} {accuracy:.2f}'
 
 
 def _call(argv: List[str], env: dict, log: str) -> int:

@@ -37,6 +37,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# what the paper-regime configs load (pretrained_backbone in
+# configs/_base_/schedules/shapes_paper_6500it.py)
+CHECKPOINT = 'data/pretrained/resnet18_16ch_shapes.pth'
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
@@ -218,8 +221,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description=__doc__.split('\n')[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split('\n', 1)[1])
-    parser.add_argument('--out',
-                        default='data/pretrained/resnet18_16ch_shapes.pth')
+    parser.add_argument('--out', default=CHECKPOINT)
     parser.add_argument('--work-dir', default='work_dirs/pretrain_backbone')
     parser.add_argument('--force', action='store_true')
     for key, value in DEFAULTS.items():

@@ -8,10 +8,10 @@
   (:func:`write_report`).
 """
 from .grid import (ARMS, FAMILY, REF_BATCH, Record, Run, collect, plan,
-                   reproduce_argv)
+                   read_record, reproduce_argv)
 from .report import verdict, write_report
 
 __all__ = [
     'ARMS', 'FAMILY', 'REF_BATCH', 'Record', 'Run', 'collect', 'plan',
-    'reproduce_argv', 'verdict', 'write_report'
+    'read_record', 'reproduce_argv', 'verdict', 'write_report'
 ]

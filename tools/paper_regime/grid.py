@@ -74,6 +74,9 @@ class Record:
     mean_factors: Dict[str, float] = field(default_factory=dict)
     run: str = ''  # Run.name
     commit: str = ''  # the code the run trained with
+    # the pretrained checkpoint's sha256 prefix and held-out accuracy (%):
+    # pretraining is deterministic on one machine, not across machines
+    pretrained_ckpt: str = ''
 
 
 def reproduce_argv(run: Run, work_root: str) -> List[str]:
@@ -105,7 +108,6 @@ def read_record(run: Run, work_root: str) -> Optional[Record]:
             for o in run.options if '.lr_mult.' in o}
     diverged = cell['status'] == 'diverged'
     mAP = values.get('coco/bbox_mAP')
-    commit = run.work_root(work_root) + '.commit'
     return Record(
         FAMILY, run.backbone, run.batch, ARMS[run.arm], run.lr, run.seed,
         run.rule, cell['info'].get('steps'),
@@ -113,8 +115,18 @@ def read_record(run: Run, work_root: str) -> Optional[Record]:
         values.get('loss'), diverged, cell['status'], mult,
         mean_factors(osp.join(run.work_root(work_root),
                               *cell['work_dir'].split(os.sep)[-2:])) or {},
-        run.name,
-        open(commit).read().strip() if osp.exists(commit) else '')
+        run.name, read_sidecar(run, work_root, 'commit'),
+        read_sidecar(run, work_root, 'backbone'))
+
+
+def read_sidecar(run: Run, work_root: str, kind: str) -> str:
+    """What the driver wrote beside the run's work root when it started it
+    (``<root>.commit``: the code; ``<root>.backbone``: the checkpoint)."""
+    path = f'{run.work_root(work_root)}.{kind}'
+    if not osp.exists(path):
+        return ''
+    with open(path) as f:
+        return f.read().strip()
 
 
 def score(record: Optional[Record]) -> float:

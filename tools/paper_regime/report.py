@@ -57,7 +57,10 @@ def write_report(done: Dict[str, Record], out: str) -> None:
              f'RetinaNet, pretrained tiny ResNet-18, {EPOCHS} epochs of '
              f'{NUM_TRAIN} images at every batch; COCO bbox mAP (%) on 200 '
              'validation images. Written by '
-             '`python tools/benchmark_paper_regime.py`.', '',
+             '`python tools/benchmark_paper_regime.py`. A note `ckpt` names '
+             'the pretrained checkpoint a run started from (sha256 prefix, '
+             'held-out accuracy); runs without one used the first '
+             "machine's, which was not recorded.", '',
              f'Verdict: {word}', ''] + [f'* {f}' for f in facts] + ['', (
                  '| optimizer | batch | lr rule | lr | seed | steps | bbox '
                  'mAP | final loss | note |'), '|---|---|---|---|---|---|'
@@ -70,6 +73,9 @@ def write_report(done: Dict[str, Record], out: str) -> None:
         if r.optimizer == ARMS['agvm'] and r.mean_factors:
             notes.append('mean s ' + ', '.join(
                 f'{m} {v:.2f}' for m, v in r.mean_factors.items()))
+        if r.pretrained_ckpt and r.backbone == 'pretrained':
+            digest, accuracy = r.pretrained_ckpt.split()
+            notes.append(f'ckpt {digest[:8]} ({accuracy} %)')
         note = '; '.join(notes)
         mAP = 'NaN' if r.bbox_mAP is None else f'{r.bbox_mAP:.1f}'
         loss = '—' if r.final_train_loss is None else \
