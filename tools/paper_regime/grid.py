@@ -75,7 +75,8 @@ class Record:
     run: str = ''  # Run.name
     commit: str = ''  # the code the run trained with
     # the pretrained checkpoint's sha256 prefix and held-out accuracy (%):
-    # pretraining is deterministic on one machine, not across machines
+    # another machine's pretraining gave another checkpoint (93.75 % held
+    # out against the first machine's 94.1 %)
     pretrained_ckpt: str = ''
 
 
