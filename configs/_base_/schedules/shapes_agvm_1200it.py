@@ -15,12 +15,14 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
-__sgd = dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4)
-optim_wrapper = dict(
-    type='AGVMOptimWrapper',
-    optimizer=__sgd,
+# what the AGVM wrapper and the SGD twins' wrapper (sgd_twin below) share
+__training = dict(
+    optimizer=dict(type='SGD', lr=0.04, momentum=0.9, weight_decay=1e-4),
     accumulative_counts=2,
-    clip_grad=dict(max_norm=10.0),
+    clip_grad=dict(max_norm=10.0))
+optim_wrapper = dict(
+    __training,
+    type='AGVMOptimWrapper',
     agvm=dict(interval=10, start_iter=None))  # None: AGVMHook starts it
                                               # when the warm-up ends
 param_scheduler = [
@@ -34,6 +36,5 @@ auto_scale_lr = dict(enable=False, base_batch_size=16)
 custom_hooks = [dict(type='AGVMHook')]
 # the plain-SGD twins (../../shapes/*_sgd.py) take `optim_wrapper =
 # _base_.sgd_twin`: mmengine's OptimWrapper, same optimizer, batch, clipping
-sgd_twin = dict(_delete_=True, type='OptimWrapper', optimizer=__sgd,
-                accumulative_counts=2, clip_grad=dict(max_norm=10.0))
+sgd_twin = dict(__training, _delete_=True, type='OptimWrapper')
 randomness = dict(seed=0)
