@@ -260,3 +260,18 @@ def test_records_name_the_code_and_the_checkpoint(tmp_path):
     B.write_report({run.name: record}, str(tmp_path / 'out'))
     assert 'ckpt 01fa5038 (93.75 %)' in (tmp_path / 'out' /
                                          'paper_regime.md').read_text()
+
+
+def test_static_control_record_names_its_multipliers(tmp_path):
+    run = B.Run('static', 128, 0.01414, 0, 'sqrt/4', (
+        'optim_wrapper.constructor=AGVMOptimWrapperConstructor',
+        'optim_wrapper.agvm.lr_mult.bbox_head=1.103',
+        'optim_wrapper.agvm.lr_mult.neck=1.227'))
+    root = run.work_root(str(tmp_path))
+    os.makedirs(root)
+    cell = dict(status='done', values={'coco/bbox_mAP': 0.062}, info={},
+                work_dir=osp.join('retinanet_paper', 'agvm-b128'))
+    with open(osp.join(root, 'results.json'), 'w') as f:
+        json.dump(dict(cells=[cell]), f)
+    assert B.read_record(run, str(tmp_path)).lr_mult == {
+        'bbox_head': 1.103, 'neck': 1.227}

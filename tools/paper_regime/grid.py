@@ -105,8 +105,9 @@ def read_record(run: Run, work_root: str) -> Optional[Record]:
     if cell['status'] not in ('done', 'diverged'):
         return None
     values = cell['values']
-    mult = {o.split('.')[-1].split('=')[0]: float(o.split('=')[1])
-            for o in run.options if '.lr_mult.' in o}
+    # 'optim_wrapper.agvm.lr_mult.<module>=<value>': the value has a dot too
+    mult = {key.rsplit('.', 1)[-1]: float(value) for key, value in
+            (o.split('=', 1) for o in run.options if '.lr_mult.' in o)}
     diverged = cell['status'] == 'diverged'
     mAP = values.get('coco/bbox_mAP')
     return Record(
