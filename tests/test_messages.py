@@ -6,12 +6,11 @@ import os
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from mmengine.logging import MMLogger
 
 from agvm_mm import AGVMOptimWrapper
 from tests.conftest import ROOT
-from tests.toy import Toy, batches, free_port, init_gloo, make_optimizer
+from tests.toy import Toy, batches, make_optimizer, run_ranks
 from tools.runner_setup import amp_available
 
 LOST = 'the gradient of some iterations is lost'
@@ -111,33 +110,29 @@ def test_resume_mid_accumulation_message_one_process(tmp_path):
     assert LOST not in text
 
 
-def _resume_worker(rank, port, folder):
+def _resume_worker(rank, folder):
     import pathlib
-    init_gloo(rank, 2, port)
-    try:
-        data = [x for micro in batches(2, 2) for x in micro]
-        model = Toy()
-        wrapper = AGVMOptimWrapper(make_optimizer('SGD', model.parameters()),
-                                   accumulative_counts=2,
-                                   agvm=dict(start_iter=0, interval=1))
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-        wrapper.initialize_count_status(ddp, 0, 4)
-        _train(wrapper, ddp, data[:3])
-        state = wrapper.state_dict()
-        resumed = AGVMOptimWrapper(make_optimizer('SGD', model.parameters()),
-                                   accumulative_counts=2,
-                                   agvm=dict(start_iter=0, interval=1))
-        resumed.load_state_dict(state)
-        log_file = pathlib.Path(folder) / f'rank{rank}.log'
-        MMLogger.get_instance(f'resume_two_{rank}', log_file=str(log_file))
-        resumed.initialize_count_status(ddp, 3, 4)
-    finally:
-        torch.distributed.destroy_process_group()
+    data = [x for micro in batches(2, 2) for x in micro]
+    model = Toy()
+    wrapper = AGVMOptimWrapper(make_optimizer('SGD', model.parameters()),
+                               accumulative_counts=2,
+                               agvm=dict(start_iter=0, interval=1))
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    wrapper.initialize_count_status(ddp, 0, 4)
+    _train(wrapper, ddp, data[:3])
+    state = wrapper.state_dict()
+    resumed = AGVMOptimWrapper(make_optimizer('SGD', model.parameters()),
+                               accumulative_counts=2,
+                               agvm=dict(start_iter=0, interval=1))
+    resumed.load_state_dict(state)
+    log_file = pathlib.Path(folder) / f'rank{rank}.log'
+    MMLogger.get_instance(f'resume_two_{rank}', log_file=str(log_file))
+    resumed.initialize_count_status(ddp, 3, 4)
 
 
 def test_resume_mid_accumulation_keeps_warning_on_two_processes(tmp_path):
     """With several processes the other ranks' partial gradients are not in
     the checkpoint (mmengine saves rank 0's): mmengine's warning is true."""
-    mp.spawn(_resume_worker, args=(free_port(), str(tmp_path)), nprocs=2)
+    run_ranks(_resume_worker, (str(tmp_path),), world=2)
     text = (tmp_path / 'rank0.log').read_text()  # mmengine logs rank 0 only
     assert LOST in text and RESTORED not in text

@@ -9,8 +9,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 from agvm_mm import AGVMOptimWrapper
-from tests.toy import (FASTER_RCNN, RETINANET, Toy, batches, free_port,
-                       init_gloo, make_optimizer, reference_run)
+from tests.toy import (FASTER_RCNN, RETINANET, Toy, batches, make_optimizer,
+                       reference_run, run_ranks)
 
 
 def run_wrapper(names, kind, data, agvm, model=None, grouping='single',
@@ -141,30 +141,25 @@ def test_state_dict_round_trip():
 
 
 # ---------------------------------------------------------------- DDP ----
-def _ddp_worker(rank, world, port, names, kind, data, agvm, out):
-    init_gloo(rank, world, port)
-    try:
-        model = Toy(names)
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
-        wrapper = AGVMOptimWrapper(make_optimizer(kind, ddp.parameters()),
-                                   accumulative_counts=1, agvm=agvm)
-        for batch in data:  # batch = one micro-batch per rank
-            with wrapper.optim_context(ddp):
-                loss = ddp(batch[rank])
-            wrapper.update_params(loss)
-        out[rank] = dict(
-            scales=wrapper.agvm_scales,
-            variances=wrapper.agvm_variances,
-            steps=wrapper.agvm_steps,
-            params=[p.detach().clone() for p in model.parameters()])
-    finally:
-        torch.distributed.destroy_process_group()
+def _ddp_worker(rank, world, names, kind, data, agvm, out):
+    model = Toy(names)
+    ddp = torch.nn.parallel.DistributedDataParallel(model)
+    wrapper = AGVMOptimWrapper(make_optimizer(kind, ddp.parameters()),
+                               accumulative_counts=1, agvm=agvm)
+    for batch in data:  # batch = one micro-batch per rank
+        with wrapper.optim_context(ddp):
+            loss = ddp(batch[rank])
+        wrapper.update_params(loss)
+    out[rank] = dict(
+        scales=wrapper.agvm_scales,
+        variances=wrapper.agvm_variances,
+        steps=wrapper.agvm_steps,
+        params=[p.detach().clone() for p in model.parameters()])
 
 
 def run_ddp(world, names, kind, data, agvm):
     out = mp.Manager().dict()
-    mp.spawn(_ddp_worker, args=(world, free_port(), names, kind, data, agvm,
-                                out), nprocs=world)
+    run_ranks(_ddp_worker, (world, names, kind, data, agvm, out), world)
     return [out[r] for r in range(world)]
 
 
