@@ -1,5 +1,5 @@
 """LAMB for mmengine: a thin wrapper of :class:`timm.optim.Lamb`."""
-from typing import Any, Optional, Tuple
+from typing import Any, Optional
 
 from mmengine.registry import OPTIMIZERS
 from torch.optim.optimizer import ParamsT
@@ -75,24 +75,10 @@ class TimmLAMB(Lamb):
     def __init__(self,
                  params: ParamsT,
                  lr: float = 1e-3,
-                 bias_correction: bool = True,
-                 betas: Tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-6,
-                 weight_decay: float = 0.01,
-                 grad_averaging: bool = True,
                  max_grad_norm: Optional[float] = None,
-                 trust_clip: bool = False,
-                 always_adapt: bool = False,
                  **kwargs: Any) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            bias_correction=bias_correction,
-            betas=tuple(betas),
-            eps=eps,
-            weight_decay=weight_decay,
-            grad_averaging=grad_averaging,
-            max_grad_norm=max_grad_norm,
-            trust_clip=trust_clip,
-            always_adapt=always_adapt,
-            **kwargs)
+        # the other defaults are timm's (listed above); a config's list
+        # ``betas`` becomes the tuple timm stores
+        if 'betas' in kwargs:
+            kwargs['betas'] = tuple(kwargs['betas'])
+        super().__init__(params, lr=lr, max_grad_norm=max_grad_norm, **kwargs)

@@ -64,27 +64,7 @@ class TimmLARS(Lars):
         ...     paramwise_cfg=dict(norm_decay_mult=0., bias_decay_mult=0.))
     """
 
-    def __init__(self,
-                 params: ParamsT,
-                 lr: float,
-                 momentum: float = 0.,
-                 dampening: float = 0.,
-                 weight_decay: float = 0.,
-                 nesterov: bool = False,
-                 trust_coeff: float = 0.001,
-                 eps: float = 1e-8,
-                 trust_clip: bool = False,
-                 always_adapt: bool = False,
-                 **kwargs: Any) -> None:
-        super().__init__(
-            params,
-            lr=lr,
-            momentum=momentum,
-            dampening=dampening,
-            weight_decay=weight_decay,
-            nesterov=nesterov,
-            trust_coeff=trust_coeff,
-            eps=eps,
-            trust_clip=trust_clip,
-            always_adapt=always_adapt,
-            **kwargs)
+    def __init__(self, params: ParamsT, lr: float, **kwargs: Any) -> None:
+        # lr is required (timm's default 1.0 is never what a detector
+        # wants); the other defaults are timm's, listed above
+        super().__init__(params, lr=lr, **kwargs)
