@@ -1,6 +1,7 @@
 """AGVMOptimWrapper on one process (accumulation halves) and on 2-4 gloo
 processes (rank halves), against the independent reference in toy.py."""
 import copy
+import time
 
 import pytest
 import torch
@@ -161,6 +162,22 @@ def run_ddp(world, names, kind, data, agvm):
     out = mp.Manager().dict()
     run_ranks(_ddp_worker, (world, names, kind, data, agvm, out), world)
     return [out[r] for r in range(world)]
+
+
+def _stall_rank_1(rank):
+    if rank == 1:
+        time.sleep(600)
+
+
+def test_a_hung_rank_is_killed_at_the_deadline():
+    """Every multi-process test runs through run_ranks: a hang fails that
+    test in its own time and leaves no process behind (one left alive
+    would keep pytest from exiting)."""
+    start = time.monotonic()
+    with pytest.raises(TimeoutError, match=r'ranks \[0, 1\] of 2 did not'):
+        run_ranks(_stall_rank_1, (), world=2, timeout=5)
+    assert time.monotonic() - start < 60
+    assert not mp.active_children()
 
 
 @pytest.mark.parametrize('kind', ['SGD', 'AdamW'])
