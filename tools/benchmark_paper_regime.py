@@ -128,7 +128,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     print(f'[paper regime] {run.name}: failed (see '
                           f'{run.work_root(args.work_root)}.log)', flush=True)
             for name in sorted(set(done) - before):
-                print(f'[paper regime] {name}: {done[name].bbox_mAP} mAP',
+                rec = done[name]
+                print(f'[paper regime] {name}: '
+                      + ('diverged' if rec.diverged else f'{rec.bbox_mAP} mAP'),
                       flush=True)
             if set(done) != before:
                 write_report(done, args.out)
