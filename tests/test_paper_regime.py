@@ -207,6 +207,23 @@ def test_plan_grows_with_the_sweeps():
     assert {'sgd-b128-lr0.02828-s0', 'sgd-b128-lr0.01414-s1'} <= names
 
 
+def test_baseline_sweeps_extend_once_towards_their_best():
+    """LAMB best at its higher lr gets one at 3x; LARS diverged at both
+    (no mAP) gets one at a third of the lower; then no more."""
+    done = _finish({}, lambda r: None if r.arm == 'lars'
+                   else 10.0 + 100 * r.lr)
+    assert {'lamb-b128-lr0.027-s0', 'pmd-lamb-b128-lr0.027-s0'} <= set(done)
+    assert 'lamb-b128-lr0.081-s0' not in done
+    for run in B.plan(done):
+        if run.arm == 'lars':
+            assert run.lr in (0.5, 1.5)
+            done[run.name] = _record(run, None)  # diverged
+    lars = [r for r in B.plan(done) if r.arm == 'lars']
+    assert [r.lr for r in lars] == pytest.approx([0.5, 1.5, 0.5 / 3])
+    done[lars[2].name] = _record(lars[2], 4.0)
+    assert len([r for r in B.plan(done) if r.arm == 'lars']) == 3
+
+
 @pytest.mark.parametrize('ref,sgd,agvm,word', [
     (30.0, (20.0, 20.0), (25.0, 25.0), 'reproduces'),
     (30.0, (20.0, 20.0), (25.0, 20.5), 'inconclusive'),  # one seed < 1.0

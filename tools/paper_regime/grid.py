@@ -139,23 +139,34 @@ def score(record: Optional[Record]) -> float:
 
 
 def sweep(arm: str, batch: int, done: Dict[str, Record]) -> List[Run]:
-    """The three rules' lrs, extended by halving (doubling) while the best
-    finished point is the lowest (highest), at most ``EXTEND`` times each
+    """The three rules' lrs, extended by halving (doubling) at most
+    ``EXTEND`` times each way (see extend)."""
+    return extend([Run(arm, batch, lr(batch), 0, rule) for rule, lr in RULES],
+                  done, factor=2, most=EXTEND)
+
+
+def extend(runs: List[Run], done: Dict[str, Record], factor: float,
+           most: int) -> List[Run]:
+    """``runs`` plus lrs beyond its ends: while the best finished point is
+    the lowest (highest) lr (every point diverged: the lowest), one more
+    at that lr / ``factor`` (x ``factor``), at most ``most`` times each
     way, so that the best lr lies inside the sweep where it can."""
-    runs = [Run(arm, batch, lr(batch), 0, rule) for rule, lr in RULES]
+    low_rule = min(runs, key=lambda r: r.lr).rule
+    high_rule = max(runs, key=lambda r: r.lr).rule
     low = high = 0
     while True:
         top = best(runs, done)
         if top is None:
             return runs
         lrs = [r.lr for r in runs]
-        if top.lr == min(lrs) and low < EXTEND:
+        if top.lr == min(lrs) and low < most:
             low += 1
-            runs.append(Run(arm, batch, min(lrs) / 2, 0, f'sqrt/{2**low}'))
-        elif top.lr == max(lrs) and high < EXTEND:
+            runs.append(Run(top.arm, top.batch, min(lrs) / factor, 0,
+                            low_rule and f'{low_rule}/{factor**low:g}'))
+        elif top.lr == max(lrs) and high < most:
             high += 1
-            runs.append(Run(arm, batch, max(lrs) * 2, 0,
-                            f'linear x{2**high}'))
+            runs.append(Run(top.arm, top.batch, max(lrs) * factor, 0,
+                            high_rule and f'{high_rule} x{factor**high:g}'))
         else:
             return runs
 
@@ -226,8 +237,9 @@ def controls(batch: int, done: Dict[str, Record]) -> List[Run]:
                 'optim_wrapper.constructor=AGVMOptimWrapperConstructor', ) +
                 tuple(f'optim_wrapper.agvm.lr_mult.{m}={v}'
                       for m, v in sorted(factors.items()))))
-    for arm, lrs in BASELINE_LRS.items():
-        runs += [Run(arm, batch, lr) for lr in lrs]
+    for arm, lrs in BASELINE_LRS.items():  # a 2-3 point sweep each
+        runs += extend([Run(arm, batch, lr) for lr in lrs], done, factor=3,
+                       most=1)
     return runs
 
 
