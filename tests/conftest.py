@@ -1,4 +1,5 @@
 import os
+import signal
 import subprocess
 import sys
 
@@ -26,8 +27,17 @@ def run_tool(args, cwd, timeout=900):
     else:
         env['PYTHON'] = sys.executable
         args = ['bash'] + args
-    proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    out = proc.stdout + proc.stderr
+    # its own session: at the timeout the whole tree goes (torchrun's
+    # workers too), or they would hold the output pipe open
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        pytest.fail(f'{args[1]} did not finish within {timeout} s:\n'
+                    + out[-6000:])
     assert proc.returncode == 0, out[-6000:]
     return out
