@@ -20,8 +20,8 @@ RULES = (('sqrt', lambda b: RECIPE_LR * math.sqrt(b / RECIPE_BATCH)),
          ('authors', lambda b: 0.65 * RECIPE_LR * b / RECIPE_BATCH),
          ('linear', lambda b: RECIPE_LR * b / RECIPE_BATCH))
 EXTEND = 2  # sweep points added beyond each end (see sweep)
-BASELINE_LRS = {'lamb': (3e-3, 9e-3), 'pmd-lamb': (3e-3, 9e-3),
-                'lars': (0.5, 1.5)}
+BASELINE_LRS = {'lars': (0.5, 1.5), 'lamb': (3e-3, 9e-3),
+                'pmd-lamb': (3e-3, 9e-3)}
 ARMS = {'sgd': 'SGD', 'agvm': 'SGD + AGVM', 'static': 'SGD, static mult',
         'lamb': 'LAMB', 'pmd-lamb': 'PMD-LAMB', 'lars': 'LARS'}
 MEASURE_ONLY = 'optim_wrapper.agvm.modulate=False'
