@@ -133,12 +133,13 @@ def run_ranks(fn: Callable, args: tuple, world: int,
               timeout: float = 300.0) -> None:
     """Run ``fn(rank, *args)`` on ``world`` gloo processes, with a deadline.
 
-    ``mp.spawn`` waits forever; a rank that hangs would then also keep the
-    test session's output open after pytest-timeout fires (CI then waits
-    for its own limit). Here the ranks are killed at the deadline: the test
-    fails, unless every rank had finished ``fn`` and passed the final
-    barrier, so that only torch's process-group teardown hung (a known,
-    rare gloo hang, pytorch#75097), which is not what the tests check.
+    ``mp.spawn`` waits forever, and its ranks outlive a pytest-timeout
+    failure: pytest then waits for them at exit (multiprocessing joins its
+    non-daemonic children), so one hung rank held a CI run until CI's own
+    limit. Here the ranks are killed at the deadline: the test fails,
+    unless every rank had finished ``fn`` and passed the final barrier, so
+    that only torch's process-group teardown hung (a known, rare gloo hang,
+    pytorch#75097), which is not what the tests check.
     """
     spawn = mp.get_context('spawn')
     done = spawn.Array('b', world)
