@@ -41,3 +41,13 @@ def run_tool(args, cwd, timeout=900):
                     + out[-6000:])
     assert proc.returncode == 0, out[-6000:]
     return out
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """A child process that a failed or timed-out test left alive would
+    keep pytest from exiting (multiprocessing joins its children at exit):
+    end them, so that the session ends with its report."""
+    import multiprocessing
+    for proc in multiprocessing.active_children():
+        proc.kill()
+        proc.join()
