@@ -23,6 +23,7 @@ from agvm_mm.hooks import divergence_hook  # noqa: F401  registers the hook
 from agvm_mm.hooks.divergence_hook import MARKER, DivergenceHook, total_loss
 from tests.conftest import ROOT, run_tool
 from tools import harness as R
+from tools.harness.results import read_state, write_state
 
 TOOL = osp.join(ROOT, 'tools', 'reproduce.py')
 
@@ -380,6 +381,46 @@ def test_local_grid(shapes_cwd, tmp_path):
     config = glob.glob(osp.join(work_root, 'retinanet', 'sgd-b4',
                                 R.CONFIG_SUBDIR, '*.py'))
     assert "'max_iters': 16" in open(config[0]).read()
+
+
+def test_an_interrupted_cell_resumes_from_its_last_checkpoint(shapes_cwd,
+                                                             tmp_path):
+    """A cell saves a checkpoint every ~10 % of its steps, on a step
+    boundary; a cell interrupted after step 4 of 8 (what Ctrl-C or a
+    killed session leaves: its checkpoints up to there, state 'failed,
+    interrupted') resumes from it and ends bit for bit where the
+    uninterrupted run did."""
+    work_root = str(tmp_path / 'resume')
+    args = [TOOL, '--local', '--families', 'retinanet', '--batches', '4',
+            '--optims', 'agvm', '--batch-per-proc', '2', '--epochs', '2',
+            '--work-root', work_root,
+            '--train-args=--cfg-options model.test_cfg.score_thr=0.0 '
+            'default_hooks.checkpoint.max_keep_ckpts=20']
+    run_tool(args, cwd=str(shapes_cwd), timeout=600)
+    work_dir = osp.join(work_root, 'retinanet', 'agvm-b4')
+    saved = sorted(int(re.search(r'iter_(\d+)', p).group(1))
+                   for p in glob.glob(osp.join(work_dir, 'iter_*.pth')))
+    assert saved == [2, 4, 6, 8, 10, 12, 14, 16]  # 8 steps x 2 micro-batches
+    final = torch.load(osp.join(work_dir, 'iter_16.pth'), map_location='cpu',
+                       weights_only=False)
+
+    for n in (10, 12, 14, 16):
+        os.remove(osp.join(work_dir, f'iter_{n}.pth'))
+    with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+        f.write(osp.join(work_dir, 'iter_8.pth'))
+    state = read_state(work_dir)
+    write_state(work_dir, **dict(state, status='failed',
+                                 reason='interrupted'))
+    out = run_tool(args, cwd=str(shapes_cwd), timeout=600)
+    assert 'already finished' not in out
+    assert 'resumed epoch: 0, iter: 8' in open(
+        osp.join(work_dir, R.TRAIN_LOG)).read()
+    resumed = torch.load(osp.join(work_dir, 'iter_16.pth'),
+                         map_location='cpu', weights_only=False)
+    assert resumed['meta']['iter'] == final['meta']['iter'] == 16
+    for key, value in final['state_dict'].items():
+        assert torch.equal(resumed['state_dict'][key], value), key
+    assert read_state(work_dir)['status'] == 'done'
 
 
 def test_local_divergence_reported_as_nan(shapes_cwd, tmp_path):

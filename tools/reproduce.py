@@ -12,7 +12,8 @@ Local (a miniature grid on the shapes data, one process, configs/shapes/):
         [--jobs 2]
 
 Each cell trains into work_dirs/reproduce/<family>/<optim>-b<B>; finished
-cells are skipped unless --force. The table (results.md), the numbers
+cells are skipped unless --force; an interrupted local cell resumes from
+its last checkpoint (one every ~10 % of its steps). The table (results.md), the numbers
 (results.json) and the plot (results.png) are written into --out-dir from
 the runs' own logs. Diverged runs are stopped by DivergenceHook and shown
 as NaN.

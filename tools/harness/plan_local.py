@@ -245,8 +245,11 @@ def _plan_local_cell(cell: Cell, path: str, recipe: LocalRecipe,
         ('custom_hooks', hooks),
         ('default_hooks', dict(
             logger=dict(type='LoggerHook', interval=log_interval),
+            # every ~10 % of the steps, on a step boundary: an interrupted
+            # cell resumes there (launch.run_cell) instead of starting over
             checkpoint=dict(_delete_=True, type='CheckpointHook',
-                            by_epoch=False, interval=total,
+                            by_epoch=False,
+                            interval=accumulation * max(1, steps // 10),
                             max_keep_ckpts=1))),
         ('log_processor', dict(by_epoch=False)),
         ('auto_scale_lr', dict(enable=False, base_batch_size=batch)),
