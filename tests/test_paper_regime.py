@@ -3,6 +3,7 @@ tiny crop set), the pretrained RetinaNet shapes config (loads the
 checkpoint, keeps the frozen stages, AGVMHook places the window relative to
 the warm-up), AGVMHook's start_offset / clip_window and their errors,
 reproduce's rescaling of them, and the benchmark's plan and verdict rule."""
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -254,6 +255,25 @@ def test_report_files(tmp_path):
     text = (tmp_path / 'paper_regime.md').read_text()
     assert 'Verdict: ' in text and '| SGD + AGVM | 128 | sqrt |' in text
     assert os.path.getsize(tmp_path / 'paper_regime.png') > 1000
+
+
+def test_report_gives_the_rules_figures_at_the_other_batch(tmp_path):
+    """The rule's figures at batch 64 too (the verdict stays at 128); a
+    diverged seed counts as 0 mAP, and the report says which."""
+    done = _finish({}, lambda r: 30.0 if r.batch == B.REF_BATCH else
+                   25.0 if r.arm == 'agvm' and r.rule == 'authors' else 20.0)
+    [rerun] = [n for n in done if n.startswith('agvm-b64-') and
+               n.endswith('-s1')]
+    done[rerun] = dataclasses.replace(done[rerun], bbox_mAP=None,
+                                      diverged=True, status='diverged')
+    assert B.verdict(done)[0] == 'reproduces'  # at 128: 5 of 10 recovered
+    figures, facts = B.compare(done, 64)
+    assert figures['gain'] == pytest.approx(12.5 - 20.0)
+    B.write_report(done, str(tmp_path))
+    text = (tmp_path / 'paper_regime.md').read_text()
+    assert "The rule's figures at batch 64" in text
+    assert 'best AGVM b64: 12.50 (lr 0.052, seeds [25.0, 0.0])' in text
+    assert 'diverged, counted as 0 mAP: SGD + AGVM seed 1' in text
 
 
 def test_records_name_the_code_and_the_checkpoint(tmp_path):

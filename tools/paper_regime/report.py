@@ -2,45 +2,66 @@
 paper_regime.json (a record per run), paper_regime.md (tables and the
 verdict) and paper_regime.png (mAP against lr)."""
 import json
+import math
 import os
 import os.path as osp
 from dataclasses import asdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .grid import (ARMS, EPOCHS, LARGE, NUM_TRAIN, REF_BATCH, Record, Run,
                    best, plan, score, sweep)
 
 
-def verdict(done: Dict[str, Record]) -> Tuple[str, List[str]]:
-    """The issue's rule at the largest batch, with the figures it used."""
-    big = max(LARGE)
+def compare(done: Dict[str, Record],
+            batch: int) -> Tuple[Optional[dict], List[str]]:
+    """The rule's figures at ``batch`` (best-of-sweep SGD and AGVM, each
+    over its two seeds; a diverged run counts as 0 mAP) and the facts to
+    print; None and why while a run they need is missing."""
     ref = [done[r.name].bbox_mAP for r in plan(done)
            if r.batch == REF_BATCH and r.name in done]
-    tops = {arm: best(sweep(arm, big, done), done) for arm in ('sgd', 'agvm')}
+    tops = {arm: best(sweep(arm, batch, done), done)
+            for arm in ('sgd', 'agvm')}
     if len(ref) < 2 or None in tops.values():
-        return 'pending', ['the reference or a sweep at the largest batch '
-                           'has not finished']
+        return None, [f'the reference or a sweep at batch {batch} has not '
+                      'finished']
     seeds = {}
     for arm, top in tops.items():
-        again = done.get(Run(arm, big, top.lr, 1, top.rule).name)
+        again = done.get(Run(arm, batch, top.lr, 1, top.rule).name)
         if again is None:
-            return 'pending', [f'the seed-1 rerun of the best {arm} lr has '
-                               'not finished']
-        seeds[arm] = [score(done[top.name]), score(again)]
+            return None, [f'the seed-1 rerun of the best {arm} lr at batch '
+                          f'{batch} has not finished']
+        seeds[arm] = [done[top.name].bbox_mAP or 0.0, again.bbox_mAP or 0.0]
     ref_mean = sum(ref) / len(ref)
     sgd, agvm = (sum(v) / 2 for v in (seeds['sgd'], seeds['agvm']))
     gap, gain = ref_mean - sgd, agvm - sgd
-    each = all(a - s >= 1.0 for a, s in zip(seeds['agvm'], seeds['sgd']))
-    recovered = gain / gap if gap > 0 else float('nan')
+    figures = dict(
+        gap=gap, gain=gain, recovered=gain / gap if gap > 0 else math.nan,
+        each=all(a - s >= 1.0 for a, s in zip(seeds['agvm'], seeds['sgd'])))
     per_seed = [round(a - s, 2)
                 for a, s in zip(seeds['agvm'], seeds['sgd'])]
     facts = [f'reference b{REF_BATCH}: {ref_mean:.2f} mAP (seeds {ref})',
-             f'best SGD b{big}: {sgd:.2f} (lr {tops["sgd"].lr:.4g}, seeds '
+             f'best SGD b{batch}: {sgd:.2f} (lr {tops["sgd"].lr:.4g}, seeds '
              f'{seeds["sgd"]}); gap to the reference {gap:.2f}',
-             f'best AGVM b{big}: {agvm:.2f} (lr {tops["agvm"].lr:.4g}, seeds'
-             f' {seeds["agvm"]}); gain over SGD {gain:.2f} (per seed '
-             f'{per_seed}), {100 * recovered:.0f} % of the gap recovered']
-    if gap >= 1.5 and gain >= 1.0 and each and recovered >= 0.4:
+             f'best AGVM b{batch}: {agvm:.2f} (lr {tops["agvm"].lr:.4g}, '
+             f'seeds {seeds["agvm"]}); gain over SGD {gain:.2f} (per seed '
+             f'{per_seed}), {100 * figures["recovered"]:.0f} % of the gap '
+             'recovered']
+    diverged = [f'{ARMS[arm]} seed {seed}' for arm, top in tops.items()
+                for seed in (0, 1)
+                if done[Run(arm, batch, top.lr, seed, top.rule).name].diverged]
+    if diverged:
+        facts.append('diverged, counted as 0 mAP: ' + ', '.join(diverged))
+    return figures, facts
+
+
+def verdict(done: Dict[str, Record]) -> Tuple[str, List[str]]:
+    """The issue's rule at the largest batch, with the figures it used."""
+    figures, facts = compare(done, max(LARGE))
+    if figures is None:
+        return 'pending', facts
+    gap, gain = figures['gap'], figures['gain']
+    if gap >= 1.5 and gain >= 1.0 and figures['each'] and \
+            figures['recovered'] >= 0.4:
         return 'reproduces', facts
     if gap >= 1.5 and gain <= 0.3:
         return 'does not reproduce', facts
@@ -61,10 +82,14 @@ def write_report(done: Dict[str, Record], out: str) -> None:
              'the pretrained checkpoint a run started from (sha256 prefix, '
              'held-out accuracy); runs without one used the first '
              "machine's, which was not recorded.", '',
-             f'Verdict: {word}', ''] + [f'* {f}' for f in facts] + ['', (
-                 '| optimizer | batch | lr rule | lr | seed | steps | bbox '
-                 'mAP | final loss | note |'), '|---|---|---|---|---|---|'
-                 '---|---|---|']
+             f'Verdict: {word}', ''] + [f'* {f}' for f in facts]
+    for batch in sorted(LARGE)[:-1]:  # the same figures, not the verdict
+        lines += ['', f'The rule\'s figures at batch {batch} (the verdict is '
+                  'taken at the largest batch):', ''] + [
+                      f'* {f}' for f in compare(done, batch)[1]]
+    lines += ['', '| optimizer | batch | lr rule | lr | seed | steps | '
+              'bbox mAP | final loss | note |',
+              '|---|---|---|---|---|---|---|---|---|']
     for r in records:
         notes = ['diverged'] if r.diverged else []
         if r.lr_mult:
