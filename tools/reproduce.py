@@ -13,9 +13,9 @@ Local (a miniature grid on the shapes data, one process, configs/shapes/):
 
 Each cell trains into work_dirs/reproduce/<family>/<optim>-b<B>; finished
 cells are skipped unless --force; an interrupted local cell resumes from
-its last checkpoint (one every ~10 % of its steps). The table (results.md), the numbers
-(results.json) and the plot (results.png) are written into --out-dir from
-the runs' own logs. Diverged runs are stopped by DivergenceHook and shown
+its last checkpoint (one every ~10 % of its steps). The table
+(results.md), the numbers (results.json) and the plot (results.png) are
+written into --out-dir from the runs' own logs. Diverged runs are stopped by DivergenceHook and shown
 as NaN.
 """
 import argparse

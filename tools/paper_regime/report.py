@@ -9,7 +9,7 @@ from dataclasses import asdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .grid import (ARMS, EPOCHS, LARGE, NUM_TRAIN, REF_BATCH, Record, Run,
-                   best, plan, score, sweep)
+                   best, plan, sweep)
 
 
 def compare(done: Dict[str, Record],
