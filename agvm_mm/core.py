@@ -1,13 +1,15 @@
 """AGVM as three small transformations (docs/algorithm.md §3-§5), each
 testable alone:
 
-1. :func:`gather_statistics`: per-module dot products of two gradient
-   estimates (optionally Adam-preconditioned by :func:`precondition`);
+1. :func:`pair_moments` and :func:`mix_moments`: per-module dot products
+   of two gradient estimates (optionally Adam-preconditioned by
+   :func:`precondition`), from flat gradients in a few kernels;
 2. :func:`compute_factors`: variances ``Phi = 1 - cos`` and the running
    factors ``s``;
 3. :func:`scaled_lr`: step any optimizer as if each module's learning rate
    were multiplied by its factor, then restore.
 """
+import math
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Sequence, Tuple
 
@@ -36,29 +38,66 @@ def precondition(grad: Tensor, exp_avg_sq: Optional[Tensor], beta2: float,
     return grad / v.sqrt_().add_(eps)
 
 
-def gather_statistics(pairs: Sequence[Tuple[int, Tensor, Tensor]],
-                      num_modules: int) -> Tensor:
-    """Sum ``<u_A, u_B>``, ``|u_A|^2`` and ``|u_B|^2`` per module.
+def pair_moments(x: Tensor,
+                 y: Tensor,
+                 sizes: Sequence[int],
+                 combo: Tuple[float, float] = (1.0, 1.0)) -> Tensor:
+    """``[<x, y>, |x|^2, |y|^2]`` of each segment of two flat vectors.
+
+    Computed from the norms of ``x``, ``y`` and ``z = alpha x + beta y`` of
+    each segment, ``<x, y> = (|z|^2 - alpha^2 |x|^2 - beta^2 |y|^2) /
+    (2 alpha beta)``, accumulated in float64 by fused (foreach) kernels: the
+    number of kernels does not grow with the number of segments, and a
+    segment's sums do not depend on where it lies in the vectors (so the
+    statistics are as reproducible as the gradients, whatever DDP's bucket
+    layout). ``z`` carries its elements' rounding, so pick ``combo`` along
+    the difference of the two estimates (docs/algorithm.md §3).
 
     Args:
-        pairs: ``(module_index, u_A, u_B)`` for each parameter; the module's
-            vectors are the concatenation of its parameters' tensors.
-        num_modules (int): Number of modules.
+        x (Tensor): 1-D.
+        y (Tensor): 1-D, as long as ``x``.
+        sizes (Sequence[int]): Segment lengths (parameter sizes), summing to
+            the vectors' length.
+        combo (tuple[float, float]): ``(alpha, beta)``, both non-zero.
 
     Returns:
-        Tensor: float64 of shape ``(num_modules, 3)``, on the CPU.
+        Tensor: float64 of shape ``(len(sizes), 3)``, on the vectors' device.
     """
-    stats = None
-    for index, u_a, u_b in pairs:
-        a, b = u_a.detach().float().flatten(), u_b.detach().float().flatten()
-        row = torch.stack([a @ b, a @ a, b @ b]).double()
-        if stats is None:  # accumulate on the gradients' device: one sync
-            stats = torch.zeros(num_modules, 3, dtype=torch.float64,
-                                device=row.device)
-        stats[index] += row
-    if stats is None:
-        return torch.zeros(num_modules, 3, dtype=torch.float64)
-    return stats.cpu()
+    alpha, beta = combo
+    z = torch.mul(x, alpha).add_(y, alpha=beta)
+    norms = [
+        torch._foreach_norm(v.split(list(sizes)), 2, dtype=torch.float64)
+        for v in (x, y, z)
+    ]
+    xx, yy, zz = torch.stack([n for group in norms for n in group]).view(
+        3, len(sizes)).square().unbind(0)
+    xy = (zz - alpha * alpha * xx - beta * beta * yy) / (2 * alpha * beta)
+    return torch.stack([xy, xx, yy], -1)
+
+
+def mix_moments(moments: Tensor,
+                mixing: Sequence[Sequence[float]]) -> Tensor:
+    """The moments ``[<a, b>, |a|^2, |b|^2]`` of ``(a, b) = mixing @ (x, y)``
+    from those of ``(x, y)`` (:func:`pair_moments`), without forming ``a``
+    and ``b`` (docs/algorithm.md §3). With several processes, for example,
+    ``x`` and ``y`` are the reduced sum and half-signed sum of the ranks'
+    gradients, ``a`` and ``b`` the two halves' means, and
+    ``<S + D, S - D> = |S|^2 - |D|^2``.
+
+    Args:
+        moments (Tensor): ``(..., 3)``, ``[<x, y>, |x|^2, |y|^2]``.
+        mixing (Sequence[Sequence[float]]): ``((p, q), (r, s))``:
+            ``a = p x + q y``, ``b = r x + s y``.
+
+    Returns:
+        Tensor: float64 of the shape of ``moments``.
+    """
+    xy, xx, yy = moments.double().unbind(-1)
+    (p, q), (r, s) = mixing
+    ab = p * r * xx + (p * s + q * r) * xy + q * s * yy
+    aa = p * p * xx + 2 * p * q * xy + q * q * yy
+    bb = r * r * xx + 2 * r * s * xy + s * s * yy
+    return torch.stack([ab, aa, bb], -1)
 
 
 def compute_factors(stats: Tensor,
@@ -77,7 +116,8 @@ def compute_factors(stats: Tensor,
     factor; if the anchor's are not usable every factor is kept.
 
     Args:
-        stats (Tensor): ``(M, 3)`` from :func:`gather_statistics`.
+        stats (Tensor): ``(M, 3)``, ``[<u_A, u_B>, |u_A|^2, |u_B|^2]`` per
+            module (:func:`mix_moments`).
         scales (Tensor): ``(M,)`` running factors before this step.
         anchor (int): Index of the anchor module.
         momentum (float): EMA momentum alpha.
@@ -101,6 +141,53 @@ def compute_factors(stats: Tensor,
     updated = momentum * scales.double() + (1.0 - momentum) * mu
     new_scales = torch.where(valid, updated, scales.double())
     return phi, valid, new_scales.to(scales.dtype)
+
+
+def gradient_noise(stats: Tensor, shares: Tuple[float, float]) -> Tensor:
+    """Per module, one step's unbiased estimates of ``|G|^2``, the squared
+    true gradient, and of ``tr(Sigma) / B``, the trace of the per-sample
+    gradient covariance over the global batch ``B`` (McCandlish et al. 2018,
+    appendix A; docs/algorithm.md §9).
+
+    The two halves' mean gradients ``g_A``, ``g_B`` are independent, from the
+    shares ``f_A``, ``f_B`` of the batch: ``E<g_A, g_B> = |G|^2`` and
+    ``E|g_A - g_B|^2 = tr(Sigma) (1 / B_A + 1 / B_B) = tr(Sigma) /
+    (f_A f_B B)``.
+
+    Args:
+        stats (Tensor): ``(M, 3)`` raw (not preconditioned) moments
+            ``[<g_A, g_B>, |g_A|^2, |g_B|^2]`` per module.
+        shares (tuple[float, float]): ``(f_A, f_B)``, summing to 1.
+
+    Returns:
+        Tensor: float64 ``(M, 2)``, ``[|G|^2, tr(Sigma) / B]`` per module.
+    """
+    ab, aa, bb = stats.double().unbind(-1)
+    f_a, f_b = shares
+    return torch.stack([ab, f_a * f_b * (aa + bb - 2 * ab)], -1)
+
+
+def noise_scale(averages: Tensor, samples: float) -> Tensor:
+    """The simple noise scale ``B_noise = tr(Sigma) / |G|^2`` in samples,
+    the batch beyond which a larger batch brings little more progress per
+    step (docs/algorithm.md §9).
+
+    Args:
+        averages (Tensor): ``(M, 2)`` averages of :func:`gradient_noise`'s
+            two estimates, each averaged on its own over steps (a mean of
+            ratios would be biased); NaN where there is none.
+        samples (float): Samples (images) per optimizer step, ``B``.
+
+    Returns:
+        Tensor: float64 ``(M,)``; NaN without an estimate, ``inf`` where the
+        ``|G|^2`` estimate is not positive (noise-dominated: far beyond the
+        batch).
+    """
+    gsq, trace = averages.double().unbind(-1)
+    value = samples * trace / gsq
+    value = torch.where(gsq > 0, value, torch.full_like(value, math.inf))
+    return torch.where(torch.isfinite(averages).all(-1), value,
+                       torch.full_like(value, math.nan))
 
 
 @contextmanager

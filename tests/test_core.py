@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from agvm_mm.core import (compute_factors, gather_statistics, precondition,
-                          scaled_lr)
+from agvm_mm.core import (compute_factors, mix_moments, pair_moments,
+                          precondition, scaled_lr)
 
 
 def test_precondition_formula():
@@ -24,16 +24,53 @@ def test_precondition_formula():
         rel=1e-6)
 
 
-def test_gather_statistics_concatenates_module_parameters():
+def test_pair_moments_per_segment():
     torch.manual_seed(0)
-    a1, b1, a2, b2, a3, b3 = (torch.randn(5) for _ in range(6))
-    stats = gather_statistics([(0, a1, b1), (1, a2, b2), (0, a3, b3)], 2)
-    ua, ub = torch.cat([a1, a3]), torch.cat([b1, b3])
-    assert stats.dtype == torch.float64
-    assert stats[0].tolist() == pytest.approx(
-        [float(ua @ ub), float(ua @ ua), float(ub @ ub)], rel=1e-6)
-    assert stats[1].tolist() == pytest.approx(
-        [float(a2 @ b2), float(a2 @ a2), float(b2 @ b2)], rel=1e-6)
+    x, y = torch.randn(12), torch.randn(12)
+    moments = pair_moments(x, y, [7, 5])
+    assert moments.dtype == torch.float64 and moments.shape == (2, 3)
+    for row, (a, b) in zip(moments, ((x[:7], y[:7]), (x[7:], y[7:]))):
+        a, b = a.double(), b.double()
+        # norms are float64 sums; <x, y> carries x + y's float32 rounding
+        assert row[1:].tolist() == pytest.approx(
+            [float(a @ a), float(b @ b)], rel=1e-12)
+        assert float(row[0]) == pytest.approx(
+            float(a @ b), abs=1e-7 * float(a.norm() * b.norm()))
+
+
+def test_pair_moments_do_not_depend_on_where_a_segment_lies():
+    """A segment's sums are the same bits wherever it sits in the vectors
+    (DDP rebuilds its buckets after the first iteration, so a resumed run
+    sees other offsets than the uninterrupted one); BLAS dot products of
+    misaligned slices are not."""
+    torch.manual_seed(0)
+    x, y = torch.randn(100_013), torch.randn(100_013)
+    segment = pair_moments(x[:60_000], y[:60_000], [60_000])
+    for shift in range(1, 9):
+        xs, ys = torch.randn(60_000 + shift), torch.randn(60_000 + shift)
+        xs[shift:], ys[shift:] = x[:60_000], y[:60_000]
+        moved = pair_moments(xs, ys, [shift, 60_000])[1]
+        assert torch.equal(moved, segment[0])
+
+
+@pytest.mark.parametrize('mixing', [((1.5, 1.5), (3.0, -3.0)),
+                                    ((2.0, 0.0), (-2.0, 2.0)),
+                                    ((0.3, -1.2), (0.7, 0.4))])
+def test_mix_moments_equal_the_moments_of_the_mixed_vectors(mixing):
+    """<S + D, S - D> = |S|^2 - |D|^2 and |S +- D|^2 = |S|^2 +- 2<S,D> +
+    |D|^2, for any mixing: the same as forming a and b."""
+    torch.manual_seed(1)
+    x, y = torch.randn(50, dtype=torch.float64), torch.randn(
+        50, dtype=torch.float64)
+    (p, q), (r, s) = mixing
+    a, b = p * x + q * y, r * x + s * y
+    mixed = mix_moments(pair_moments(x, y, [50])[0], mixing)
+    assert mixed.tolist() == pytest.approx(
+        [float(a @ b), float(a @ a), float(b @ b)], rel=1e-10)
+    # per-module rows mix alike
+    rows = pair_moments(torch.cat([x, y]), torch.cat([y, x]), [50, 50])
+    assert mix_moments(rows, mixing)[1].tolist() == pytest.approx(
+        mix_moments(pair_moments(y, x, [50])[0], mixing).tolist())
 
 
 def reference_factors(cos, scales, anchor, alpha=0.97, lo=0.5, hi=10.0):

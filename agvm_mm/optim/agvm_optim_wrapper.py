@@ -1,5 +1,6 @@
 """AGVM optimizer wrapper: a mixin over mmengine's ``OptimWrapper``."""
 import logging
+import math
 from contextlib import contextmanager, nullcontext
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -11,10 +12,11 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import Tensor
 
-from ..core import compute_factors, gather_statistics, precondition, scaled_lr
+from ..core import compute_factors, gradient_noise, noise_scale, scaled_lr
 from ..partition import check_partition, partition_modules
 from .agvm_config import AGVMConfig
 from .estimates import build_estimates
+from .moments import MomentSink
 
 # Optimizer classes (matched along the MRO) whose variance rule is known.
 SGD_TYPES = ('SGD', 'Lars', 'LARS', 'LARC')
@@ -75,8 +77,14 @@ class AGVMOptimWrapperMixin:
             _check_adam_groups(self.optimizer)
         self._modules: List[str] = []
         self._module_of: Dict[int, int] = {}  # id(param) -> module index
+        self._order: Dict[int, int] = {}  # id(param) -> position, in order
         self._scales: Dict[str, float] = {}
         self._variances: Dict[str, float] = {}
+        # per module: running averages of |G|^2 and tr(Sigma) / B, and the
+        # EMA's weight (docs/algorithm.md §9); the last step's estimates
+        self._noise: Dict[str, List[float]] = {}
+        self._last_noise: Dict[str, Tuple[float, float]] = {}
+        self._shares = (0.5, 0.5)
         self._agvm_steps = 0
         self._announced = False  # the partition is logged once per run
         # set by load_state_dict when a mid-accumulation checkpoint brought
@@ -98,6 +106,41 @@ class AGVMOptimWrapperMixin:
     def agvm_variances(self) -> Dict[str, float]:
         """``Phi_m`` of each module at the last statistics step."""
         return dict(self._variances)
+
+    @property
+    def agvm_gradient_noise(self) -> Dict[str, Tuple[float, float]]:
+        """``(|G|^2, tr(Sigma) / B)`` of each module at the last statistics
+        step: one step's estimates of the squared true gradient and of the
+        per-sample gradient covariance's trace over the global batch ``B``,
+        from the raw gradients whatever the rule (docs/algorithm.md §9)."""
+        return dict(self._last_noise)
+
+    def agvm_noise_scale(self, samples_per_step: float) -> Dict[str, float]:
+        """Each module's simple noise scale ``B_noise`` (its critical batch,
+        in samples) from the running averages of the two estimates of
+        :attr:`agvm_gradient_noise` (docs/algorithm.md §9).
+
+        Args:
+            samples_per_step (float): The global batch ``B`` of an optimizer
+                step: samples per process x processes x accumulative_counts.
+
+        Returns:
+            dict[str, float]: module -> ``B_noise``; NaN without an estimate
+            (no statistics step yet, or no usable gradient), ``inf`` where
+            the averaged ``|G|^2`` is not positive (noise-dominated: far
+            beyond the batch).
+
+        Examples:
+            >>> wrapper.agvm_noise_scale(samples_per_step=16 * 8)
+            {'backbone': 17.2, 'neck': 5.1, 'bbox_head': 9.8}
+        """
+        averages = torch.tensor(
+            [[n[0] / n[2], n[1] / n[2]] if n[2] > 0 else [math.nan] * 2
+             for n in (self._noise.get(m, (0.0, 0.0, 0.0))
+                       for m in self._modules)], dtype=torch.float64)
+        return dict(zip(self._modules,
+                        noise_scale(averages.view(-1, 2),
+                                    samples_per_step).tolist()))
 
     @property
     def agvm_rule(self) -> str:
@@ -134,10 +177,12 @@ class AGVMOptimWrapperMixin:
             check_partition(model, parts, self.agvm_cfg.anchor,
                             self.agvm_cfg.lr_mult)
         self._modules = list(parts)
-        self._module_of = {
-            id(p): i
-            for i, params in enumerate(parts.values()) for p in params
-        }
+        stepped = {id(p) for p in self._params()}
+        layout = [(i, p) for i, params in enumerate(parts.values())
+                  for p in params if id(p) in stepped]
+        self._module_of = {id(p): i for i, p in layout}
+        self._order = {id(p): k for k, (_, p) in enumerate(layout)}
+        self._estimates.set_layout([p for _, p in layout], self._module_of)
         self._scales = {m: self._scales.get(m, 1.0) for m in self._modules}
 
     # ------------------------------------------------ mmengine interface
@@ -166,7 +211,7 @@ class AGVMOptimWrapperMixin:
         if not self._modules:
             self.bind(model)
         if not self._announced:
-            self._estimates.check_model(model)
+            self._estimates.attach(model)
             print_log(
                 f'AGVM: modules {self._modules}, anchor '
                 f'{self.agvm_cfg.anchor!r}, {self._rule.upper()}-type '
@@ -184,12 +229,14 @@ class AGVMOptimWrapperMixin:
         return super().should_sync()
 
     def backward(self, loss: Tensor, **kwargs) -> None:
+        step = self._step_of(self._inner_count)  # the coming micro-batch's
+        stats = self._stats_step(step)
+        if stats and self._estimates.sink is None:
+            self._estimates.sink = self._new_sink(self._cycle(step)[1])
         super().backward(loss, **kwargs)
-        step = self.optimizer_step
-        if self._stats_step(step):
+        if stats:
             begin, size = self._cycle(step)
-            self._estimates.after_backward(self._params(),
-                                           self._inner_count - begin, size)
+            self._estimates.after_backward(self._inner_count - begin, size)
 
     def step(self, **kwargs) -> None:
         step = self.optimizer_step
@@ -220,6 +267,7 @@ class AGVMOptimWrapperMixin:
         state['agvm'] = dict(
             scales=self.agvm_scales if self._modules else dict(self._scales),
             variances=dict(self._variances),
+            noise={m: list(v) for m, v in self._noise.items()},
             steps=self._agvm_steps)
         pending = (self._estimates.pending_state(self._params())
                    if self._inner_count % self._accumulative_counts else None)
@@ -233,6 +281,8 @@ class AGVMOptimWrapperMixin:
         if agvm is not None:
             self._scales.update(agvm['scales'])
             self._variances = dict(agvm['variances'])
+            self._noise = {m: list(v)
+                           for m, v in agvm.get('noise', {}).items()}
             self._agvm_steps = int(agvm['steps'])
             pending = agvm.get('pending')
             if pending is not None and self._estimates.load_pending(
@@ -274,30 +324,42 @@ class AGVMOptimWrapperMixin:
         scaler = getattr(self, 'loss_scaler', None)
         return float(scaler.get_scale()) if scaler is not None else 1.0
 
+    def _new_sink(self, size: int) -> MomentSink:
+        """The sink of a statistics step's moments: the source's mixing with
+        the loss scale (AMP) divided out, and the Adam rule's view of the
+        optimizer."""
+        (mixing, self._shares), inv = (self._estimates.halves(size),
+                                       1.0 / self._grad_scale())
+        mixing = tuple((p * inv, q * inv) for p, q in mixing)
+        sink = dict(order=self._order, module_of=self._module_of,
+                    num_modules=len(self._modules), mixing=mixing)
+        if self._rule == 'sgd':
+            return MomentSink(**sink)
+        groups = {id(p): g for g in self.optimizer.param_groups
+                  for p in g['params']}
+        state = self.optimizer.state
+
+        def adam_state(param):
+            group = groups[id(param)]
+            return (state.get(param, {}).get('exp_avg_sq'),
+                    group['betas'][1], group['eps'])
+
+        return MomentSink(**sink, adam_state=adam_state)
+
     def _take_statistics(self, step: int) -> None:
         if not self._modules:
             raise RuntimeError(
                 'AGVMOptimWrapper has no model: run it through an mmengine '
                 'Runner, call optim_context(model), or call bind(model).')
-        groups = {id(p): g for g in self.optimizer.param_groups
-                  for p in g['params']}
-        inv = 1.0 / self._grad_scale()
-
-        def vectors(param: Tensor, g: Tensor) -> Tensor:
-            g = g * inv
-            if self._rule == 'sgd':
-                return g
-            group = groups[id(param)]
-            state = self.optimizer.state.get(param, {})
-            return precondition(g, state.get('exp_avg_sq'),
-                                group['betas'][1], group['eps'])
-
-        params = self._params()
-        halves = self._estimates.halves(params, self._cycle(step)[1])
-        pairs = [(self._module_of[id(p)], vectors(p, g_a), vectors(p, g_b))
-                 for p, g_a, g_b in halves if id(p) in self._module_of]
-        stats = gather_statistics(pairs, len(self._modules))
-        stats = self._estimates.agree(stats, params[0].device)
+        size = self._cycle(step)[1]
+        if self._estimates.sink is None:  # no backward through backward()
+            self._estimates.sink = self._new_sink(size)
+        sink = self._estimates.sink
+        self._estimates.collect(size)
+        raw, rule = sink.result()
+        # one transfer: the rule's moments, then the raw ones (§9)
+        stats = self._estimates.agree(torch.cat([rule, raw], 1),
+                                      self._params()[0].device)
         if not torch.isfinite(stats).all():
             print_log(
                 f'AGVM: non-finite gradient at optimizer step {step}; its '
@@ -308,13 +370,31 @@ class AGVMOptimWrapperMixin:
                               dtype=torch.float64)
         cfg = self.agvm_cfg
         phi, valid, scales = compute_factors(
-            stats, scales, anchor=self._modules.index(cfg.anchor),
+            stats[:, :3], scales, anchor=self._modules.index(cfg.anchor),
             momentum=cfg.momentum, clamp=cfg.clamp, eps=cfg.eps)
         self._scales = dict(zip(self._modules, scales.tolist()))
         # a module without a usable gradient this step keeps its last Phi
         self._variances.update((m, float(v)) for m, v, ok in zip(
             self._modules, phi.tolist(), valid.tolist()) if ok)
+        self._update_noise(stats[:, 3:])
         self._agvm_steps += 1
+
+    def _update_noise(self, raw: Tensor) -> None:
+        """Running averages (bias-corrected EMAs with the factors' momentum)
+        of each module's ``|G|^2`` and ``tr(Sigma) / B`` estimates, each on
+        its own (docs/algorithm.md §9)."""
+        beta = self.agvm_cfg.momentum
+        usable = (raw[:, 1] > 0) & (raw[:, 2] > 0)
+        self._last_noise = {}
+        for m, (gsq, trace), ok in zip(
+                self._modules, gradient_noise(raw, self._shares).tolist(),
+                usable.tolist()):
+            if not ok:
+                continue
+            self._last_noise[m] = (gsq, trace)
+            old = self._noise.get(m, (0.0, 0.0, 0.0))
+            self._noise[m] = [beta * o + (1.0 - beta) * v
+                              for o, v in zip(old, (gsq, trace, 1.0))]
 
 
 def _check_adam_groups(optimizer: torch.optim.Optimizer) -> None:

@@ -2,52 +2,73 @@
 
 :class:`RankHalves` splits the ranks of a DDP run, :class:`MicroBatchHalves`
 the accumulated micro-batches of one process. The wrapper picks one at build
-time (:func:`build_estimates`) and only talks to this interface, so the rest
-of AGVM does not care where the halves come from.
+time (:func:`build_estimates`) and only talks to this interface: each source
+hands a :class:`~agvm_mm.optim.moments.MomentSink` flat pieces ``x``, ``y``
+of gradient and the ``mixing`` that makes the halves' mean gradients of them,
+so the rest of AGVM does not care where the halves come from.
 """
-from typing import List, Optional, Tuple
+import logging
+from typing import Dict, List, Optional, Tuple
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
-from mmengine.dist import all_reduce_params, broadcast
+from mmengine.dist import all_reduce, broadcast
+from mmengine.logging import print_log
 from torch import Tensor
 
+from .moments import MomentSink, Mixing
+
 BUCKET_MB = 25  # DDP's default bucket size
-Halves = List[Tuple[nn.Parameter, Tensor, Tensor]]
 
 
 class GradientEstimates:
     """Interface of a source of two gradient estimates.
 
-    ``params`` are the optimizer's parameters, in its order; ``size`` is the
-    number of micro-batches in the current accumulation cycle.
+    ``size`` is the number of micro-batches in the current accumulation
+    cycle; ``sink`` is set by the wrapper for the cycle of a statistics step
+    and cleared by :meth:`clear`.
     """
 
     #: DDP must skip its own reduction on a statistics step (``step()``
     #: reduces instead).
     skips_ddp_reduction = False
 
+    def __init__(self) -> None:
+        self.sink: Optional[MomentSink] = None
+        self.params: List[nn.Parameter] = []
+        self.module_of: Dict[int, int] = {}
+
     def describe(self) -> str:
         """Where the estimates come from, for the log."""
         raise NotImplementedError
 
-    def check_model(self, model: nn.Module) -> None:
-        """Refuse a model this source cannot work with."""
+    def attach(self, model: nn.Module) -> None:
+        """Called once, before the first backward, with the model as the
+        runner trains it; refuses a model this source cannot work with."""
+
+    def set_layout(self, params: List[nn.Parameter],
+                   module_of: Dict[int, int]) -> None:
+        """The AGVM parameters in module order and ``id(param) -> module``
+        (set when the wrapper binds its partition)."""
+        self.params, self.module_of = params, module_of
 
     def can_take_statistics(self, size: int) -> bool:
         """Whether a cycle of ``size`` micro-batches gives two estimates."""
         return True
 
-    def after_backward(self, params: List[nn.Parameter], done: int,
-                       size: int) -> None:
+    def halves(self, size: int) -> Tuple[Mixing, Tuple[float, float]]:
+        """The ``mixing`` of the pieces this source gives and the halves'
+        shares ``(f_A, f_B)`` of the global batch."""
+        raise NotImplementedError
+
+    def after_backward(self, done: int, size: int) -> None:
         """Called after each backward of a statistics step; ``done``
         micro-batches of the cycle are accumulated in ``.grad``."""
 
-    def halves(self, params: List[nn.Parameter], size: int) -> Halves:
-        """``(param, g_A, g_B)`` for every parameter with a gradient, the two
-        halves' mean gradients; afterwards ``.grad`` holds the global mean
-        gradient, exactly as without AGVM."""
-        raise NotImplementedError
+    def collect(self, size: int) -> None:
+        """At the step: give :attr:`sink` what it still lacks. Afterwards
+        ``.grad`` holds the global mean gradient, as without AGVM."""
 
     def agree(self, stats: Tensor, device: torch.device) -> Tensor:
         """The statistics every rank uses (identical on all ranks)."""
@@ -55,6 +76,7 @@ class GradientEstimates:
 
     def clear(self) -> None:
         """Forget what was gathered for the step just taken."""
+        self.sink = None
 
     def pending_state(self, params: List[nn.Parameter]) -> Optional[dict]:
         """What a checkpoint taken mid-cycle must hold for an exact resume
@@ -69,49 +91,121 @@ class GradientEstimates:
 class RankHalves(GradientEstimates):
     """Ranks ``[0, W//2)`` form half A, the others half B (odd ``W`` works).
 
-    One bucketed all-reduce of the local gradients ``g``, the half-signed
-    ones (``+g`` on A, ``-g`` on B) and a has-gradient mask gives
-    ``S = sum_A + sum_B`` and ``D = sum_A - sum_B`` on every rank.
+    Every rank reduces ``x = g / W`` and the half-signed ``y = ±g / W``
+    (``+`` on half A) of its local gradient ``g`` in one all-reduce, which
+    gives the global mean ``S / W`` and ``D / W``, with ``S = sum_A + sum_B``
+    and ``D = sum_A - sum_B``: ``g_A = W (x + y) / (2 n_A)``,
+    ``g_B = W (x - y) / (2 n_B)``.
+
+    With a :class:`~torch.nn.parallel.DistributedDataParallel` model this
+    happens inside DDP's own buckets, as they are reduced during backward,
+    through a communication hook (:func:`agvm_comm_hook`); on other steps the
+    hook is DDP's default all-reduce, bit for bit. Where the hook cannot be
+    used (a hook is registered already, or a wrapper that is not DDP but has
+    ``no_sync``), DDP skips its reduction on statistics steps and
+    :meth:`collect` reduces the gradients in buckets of :data:`BUCKET_MB`
+    after backward.
 
     Args:
         world (int): World size, >= 2.
         rank (int): This process's rank.
     """
-    skips_ddp_reduction = True
 
     def __init__(self, world: int, rank: int) -> None:
+        super().__init__()
         self.world, self.rank = world, rank
+        self.sign = 1.0 if rank < world // 2 else -1.0
+        self.hooked = False
+
+    @property
+    def skips_ddp_reduction(self) -> bool:
+        return not self.hooked
 
     def describe(self) -> str:
-        return f'{self.world} processes'
+        where = ("inside DDP's buckets during backward" if self.hooked else
+                 'after backward')
+        return f'{self.world} processes (reduced {where})'
 
-    def check_model(self, model: nn.Module) -> None:
-        if not hasattr(model, 'no_sync'):
+    def attach(self, model: nn.Module) -> None:
+        name = type(model).__name__
+        if 'FullyShardedDataParallel' in name or not hasattr(
+                model, 'no_sync'):
             raise TypeError(
-                'AGVMOptimWrapper with several processes needs the model '
-                'wrapped in DistributedDataParallel (the Runner does this; '
-                'check model_wrapper_cfg).')
+                f'model_wrapper_cfg: AGVMOptimWrapper with several processes '
+                f'needs every rank\'s full gradient of the model wrapped in '
+                f'DistributedDataParallel (MMDistributedDataParallel, the '
+                f"Runner's default), but the model is a {name}.")
+        if not isinstance(model, nn.parallel.DistributedDataParallel):
+            print_log(
+                f'AGVM: {name} is not DistributedDataParallel, so no DDP '
+                'communication hook: on statistics steps its reduction is '
+                'skipped and AGVM reduces the gradients after backward.',
+                'current')
+            return
+        other = [getattr(h, '__qualname__', repr(h))
+                 for h, _ in getattr(model, '_comm_hooks', [])]
+        try:
+            if other:
+                raise RuntimeError('a communication hook is registered')
+            model.register_comm_hook(self, agvm_comm_hook)
+            self.hooked = True
+        except RuntimeError:  # one hook per DDP model, e.g. a builtin one
+            print_log(
+                f'AGVM: model_wrapper_cfg: the DDP model already has a '
+                f'communication hook ({", ".join(other) or "builtin"}). AGVM '
+                'composes with it: ordinary steps keep it; on statistics '
+                'steps DDP\'s reduction (and so the hook) is skipped and AGVM '
+                'reduces the full-precision gradients after backward.',
+                'current', logging.WARNING)
 
-    def halves(self, params: List[nn.Parameter], size: int) -> Halves:
-        world, half = self.world, self.world // 2
-        sign = 1.0 if self.rank < half else -1.0
+    def halves(self, size: int) -> Tuple[Mixing, Tuple[float, float]]:
+        n_a = self.world // 2
+        n_b = self.world - n_a
+        c_a, c_b = self.world / (2 * n_a), self.world / (2 * n_b)
+        return ((c_a, c_a), (c_b, -c_b)), (n_a / self.world,
+                                           n_b / self.world)
+
+    def reduce_bucket(self, flat: Tensor, params: List[Tensor],
+                      sink: MomentSink) -> torch.futures.Future:
+        """Start the one all-reduce of ``[flat / W, ±flat / W]``; its future's
+        callback gives ``sink`` the pieces and writes the global mean into
+        ``flat``."""
+        n = flat.numel()
+        work = torch.empty(2 * n, dtype=flat.dtype, device=flat.device)
+        torch.mul(flat, 1.0 / self.world, out=work[:n])
+        torch.mul(flat, self.sign / self.world, out=work[n:])
+
+        def finish(fut: torch.futures.Future) -> Tensor:
+            reduced = fut.value()[0]
+            sink.add(params, reduced[:n], reduced[n:])
+            return flat.copy_(reduced[:n])
+
+        return dist.all_reduce(work, async_op=True).get_future().then(finish)
+
+    def collect(self, size: int) -> None:
+        if self.hooked:
+            return  # the hook gave the sink everything during backward
+        params = self.params
+        # a gradient missing on every rank stays missing, as with DDP
         has_grad = torch.tensor([float(p.grad is not None) for p in params],
                                 device=params[0].device)
+        all_reduce(has_grad)
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        total = [p.grad for p in params]
-        diff = [g.detach() * sign for g in total]
-        all_reduce_params(total + diff + [has_grad], bucket_size_mb=BUCKET_MB)
-        n_a, n_b = half, world - half
-        out = []
-        for p, s, d, used in zip(params, total, diff, has_grad.tolist()):
+        futures = []
+        for bucket in _buckets(params):
+            flat = torch.cat([p.grad.reshape(-1) for p in bucket])
+            futures.append((bucket, flat, self.reduce_bucket(
+                flat, bucket, self.sink)))
+        for bucket, flat, future in futures:
+            future.wait()
+            torch._foreach_copy_([p.grad for p in bucket], [
+                v.view_as(p) for v, p in zip(flat.split(
+                    [p.numel() for p in bucket]), bucket)])
+        for p, used in zip(params, has_grad.tolist()):
             if not used:
                 p.grad = None
-                continue
-            out.append((p, (s + d) / (2 * n_a), (s - d) / (2 * n_b)))
-            s.div_(world)  # .grad: the global mean, as DDP gives
-        return out
 
     def agree(self, stats: Tensor, device: torch.device) -> Tensor:
         # the reduction's floating-point order may differ between ranks:
@@ -121,16 +215,37 @@ class RankHalves(GradientEstimates):
         return stats.cpu()
 
 
+def agvm_comm_hook(state: RankHalves, bucket: dist.GradBucket
+                   ) -> torch.futures.Future[torch.Tensor]:
+    """DDP communication hook of :class:`RankHalves`: DDP's default
+    all-reduce on ordinary steps (the gradient times ``1 / W``, then summed,
+    as DDP does without a hook), and on a statistics step one all-reduce of
+    the bucket and its half-signed copy, whose statistics are taken as soon
+    as it arrives."""
+    buffer = bucket.buffer()
+    if state.sink is None:
+        buffer.mul_(1.0 / state.world)
+        return dist.all_reduce(buffer, async_op=True).get_future().then(
+            lambda fut: fut.value()[0])
+    return state.reduce_bucket(buffer, bucket.parameters(), state.sink)
+
+
 class MicroBatchHalves(GradientEstimates):
-    """The first ``K//2`` accumulated micro-batches form half A, the rest B:
-    ``.grad`` is copied after half A, and at the step it holds
-    ``sum_A + sum_B``.
+    """The first ``K//2`` accumulated micro-batches form half A, the rest B.
+
+    After half A the gradients are gathered into one flat vector in module
+    order, ``.grad`` becomes views of it (half B accumulates into it in
+    place, exactly as into the separate tensors) and half A's sum is copied:
+    one extra gradient-sized buffer, freed at the step. There ``x`` is half
+    A's sum and ``y`` the total: ``g_A = K x / n_A``,
+    ``g_B = K (y - x) / n_B``.
 
     Args:
         accumulative_counts (int): ``K``, even and >= 2.
     """
 
     def __init__(self, accumulative_counts: int) -> None:
+        super().__init__()
         if accumulative_counts < 2 or accumulative_counts % 2:
             raise ValueError(
                 'AGVMOptimWrapper needs two independent gradient estimates '
@@ -139,7 +254,9 @@ class MicroBatchHalves(GradientEstimates):
                 'processes (tools/dist_train.sh) or set optim_wrapper.'
                 'accumulative_counts to an even number >= 2.')
         self.accumulative_counts = accumulative_counts
-        self._half_a: Optional[List[Optional[Tensor]]] = None
+        self._half_a: Optional[Tensor] = None  # flat, module order
+        self._total: Optional[Tensor] = None  # flat, the gradients' storage
+        self._views: Dict[int, Tensor] = {}  # id(param) -> its .grad view
 
     def describe(self) -> str:
         return f'{self.accumulative_counts} accumulated micro-batches'
@@ -147,36 +264,70 @@ class MicroBatchHalves(GradientEstimates):
     def can_take_statistics(self, size: int) -> bool:
         return size >= 2  # a short last cycle may have a single micro-batch
 
-    def after_backward(self, params: List[nn.Parameter], done: int,
-                       size: int) -> None:
-        if done == size // 2:
-            self._half_a = [_clone(p.grad) for p in params]
-
-    def halves(self, params: List[nn.Parameter], size: int) -> Halves:
+    def halves(self, size: int) -> Tuple[Mixing, Tuple[float, float]]:
         n_a, n_b = size // 2, size - size // 2
-        half_a = self._half_a or [None] * len(params)
-        out = []
-        for param, snap in zip(params, half_a):
-            if param.grad is None:
-                continue
-            total = param.grad.detach()
-            sum_a = snap if snap is not None else torch.zeros_like(total)
-            out.append((param, sum_a * (size / n_a),
-                        (total - sum_a) * (size / n_b)))
-        return out
+        c_a, c_b = size / n_a, size / n_b
+        return ((c_a, 0.0), (-c_b, c_b)), (n_a / size, n_b / size)
+
+    def after_backward(self, done: int, size: int) -> None:
+        if done != size // 2 or not self.params:
+            return
+        grads = [p.grad for p in self.params]
+        kinds = {(g.device, g.dtype) for g in grads if g is not None}
+        if len(kinds) > 1:  # mixed devices or dtypes: no flat vector
+            self._half_a = _flatten(self.params, grads).clone()
+            return
+        flat = _flatten(self.params, grads)
+        offset = 0
+        for param, grad in zip(self.params, grads):
+            size_p = param.numel()
+            if grad is not None:  # a missing gradient stays missing
+                param.grad = flat[offset:offset + size_p].view_as(param)
+                self._views[id(param)] = param.grad
+            offset += size_p
+        self._half_a, self._total = flat.clone(), flat
+
+    def collect(self, size: int) -> None:
+        half_a = self._half_a
+        if half_a is None:  # no copy of half A: it summed to 0
+            half_a = _flatten(self.params, [None] * len(self.params))
+        run: List[nn.Parameter] = []  # gradients that are views of _total
+        begin = offset = 0
+        for param in self.params:
+            grad = param.grad
+            if grad is not None and grad is self._views.get(id(param)):
+                begin = begin if run else offset
+                run.append(param)
+            else:
+                self._add_run(run, begin, half_a)
+                run = []
+                if grad is not None:  # not a view, e.g. restored by resume
+                    y = grad.reshape(-1)
+                    self.sink.add([param], half_a[offset:offset +
+                                                  param.numel()].to(y), y)
+            offset += param.numel()
+        self._add_run(run, begin, half_a)
+
+    def _add_run(self, run: List[nn.Parameter], begin: int,
+                 half_a: Tensor) -> None:
+        if run:
+            end = begin + sum(p.numel() for p in run)
+            self.sink.add(run, half_a[begin:end], self._total[begin:end])
 
     def clear(self) -> None:
-        self._half_a = None
+        super().clear()
+        self._half_a = self._total = None
+        self._views = {}
 
     def pending_state(self, params: List[nn.Parameter]) -> Optional[dict]:
-        # the gradients gathered so far and half A's copy (docs §7)
+        # the gradients gathered so far and half A's sum (docs §7)
         return dict(grads=[_clone(p.grad) for p in params],
                     half_a=self._half_a)
 
     def load_pending(self, params: List[nn.Parameter], pending: dict) -> bool:
         for param, grad in zip(params, pending['grads']):
             param.grad = None if grad is None else grad.to(param)
-        self._half_a = pending['half_a']
+        self._half_a = pending['half_a']  # flat, in module order
         return True
 
 
@@ -187,6 +338,29 @@ def build_estimates(world: int, rank: int,
     if world > 1:
         return RankHalves(world, rank)
     return MicroBatchHalves(accumulative_counts)
+
+
+def _flatten(params: List[nn.Parameter],
+             grads: List[Optional[Tensor]]) -> Tensor:
+    """The gradients as one flat vector in ``params``' order (0 where a
+    gradient is missing): one kernel."""
+    ref = next((g for g in grads if g is not None), params[0])
+    return torch.cat([
+        (g if g is not None else ref.new_zeros(p.shape)).reshape(-1)
+        for p, g in zip(params, grads)
+    ]) if params else ref.new_zeros(0)
+
+
+def _buckets(params: List[nn.Parameter]) -> List[List[nn.Parameter]]:
+    """Consecutive groups of about :data:`BUCKET_MB` of gradient."""
+    buckets, current, size = [], [], 0
+    for param in params:
+        current.append(param)
+        size += param.numel() * param.element_size()
+        if size >= BUCKET_MB * 2**20:
+            buckets.append(current)
+            current, size = [], 0
+    return buckets + ([current] if current else [])
 
 
 def _clone(tensor: Optional[Tensor]) -> Optional[Tensor]:

@@ -1,0 +1,142 @@
+"""Per-module moments of AGVM's two gradient estimates, from flat pieces of
+gradient (docs/algorithm.md §3).
+
+A source of the two estimates (:mod:`~agvm_mm.optim.estimates`) hands
+:class:`MomentSink` flat vectors ``x``, ``y`` holding the gradients of some
+parameters (a DDP bucket, or all of them), and a fixed ``mixing`` that makes
+the two halves' mean gradients of them, ``a = p x + q y`` and
+``b = r x + s y``. Each piece costs a constant number of kernels, whatever
+the number of parameter tensors in it: per-parameter moments of ``(x, y)``
+(:func:`~agvm_mm.core.pair_moments`, mixed once per module at the end, as
+:func:`~agvm_mm.core.mix_moments` is linear), and for the Adam rule a few
+element-wise kernels per chunk of at most ``chunk`` elements. The moments are
+summed into modules in one fixed parameter order on the CPU, so they do not
+depend on how the pieces were cut.
+"""
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from ..core import mix_moments, pair_moments, precondition
+
+#: Elements per preconditioned chunk (16 MB of float32): bounds the Adam
+#: rule's temporaries, a few chunks, whatever the module's size.
+CHUNK_ELEMENTS = 1 << 22
+
+Mixing = Tuple[Tuple[float, float], Tuple[float, float]]
+#: ``param -> (exp_avg_sq or None, beta2, eps)``: the Adam rule's view of the
+#: optimizer (docs/algorithm.md §3).
+AdamState = Callable[[Tensor], Tuple[Optional[Tensor], float, float]]
+
+
+class MomentSink:
+    """Collects the moments of one statistics step.
+
+    :meth:`add` only appends, so pieces may arrive from DDP's communication
+    threads while backward goes on.
+
+    Args:
+        order (dict[int, int]): ``id(param) -> position`` of the AGVM
+            parameters in module order; others are left out.
+        module_of (dict[int, int]): ``id(param) -> module index``.
+        num_modules (int): Number of AGVM modules.
+        mixing (Mixing): ``((p, q), (r, s))``: the halves' mean gradients
+            ``a = p x + q y``, ``b = r x + s y`` of every piece (the loss
+            scale of AMP folded in).
+        adam_state (AdamState, optional): For the Adam rule; None: the SGD
+            rule (raw gradients).
+        chunk (int): Elements per preconditioned chunk.
+    """
+
+    def __init__(self, order: Dict[int, int], module_of: Dict[int, int],
+                 num_modules: int, mixing: Mixing,
+                 adam_state: Optional[AdamState] = None,
+                 chunk: int = CHUNK_ELEMENTS) -> None:
+        self.order, self.module_of = order, module_of
+        self.num_modules = num_modules
+        self.mixing = mixing
+        self._adam = adam_state
+        self._chunk = chunk
+        (p, q), (r, s) = mixing
+        # z of pair_moments along g_A - g_B: rounding there matters least
+        # (Phi = 1 - cos is small when the difference is); else along g_A
+        self._combo = (p - r, q - s) if (p - r) * (q - s) else (p, q)
+        self._raw: List[Tuple[List[int], Tensor]] = []
+        self._rule: List[Tuple[List[int], Tensor]] = []
+
+    def add(self, params: Sequence[Tensor], x: Tensor, y: Tensor) -> None:
+        """One piece: ``x``, ``y`` are 1-D, the concatenated gradients of
+        ``params`` in the source's two vectors."""
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x, y = x.float(), y.float()
+        sizes = [p.numel() for p in params]
+        ids = [id(p) for p in params]
+        self._raw.append((ids, pair_moments(x, y, sizes, self._combo)))
+        if self._adam is None:
+            return
+        (p, q), (r, s) = self.mixing
+        for lo, hi, group, v, beta2, eps in self._chunks(params):
+            xs, ys = x[lo:hi], y[lo:hi]
+            a = torch.mul(xs, p).add_(ys, alpha=q)
+            b = torch.mul(xs, r).add_(ys, alpha=s)
+            self._rule.append(([id(p) for p in group], pair_moments(
+                precondition(a, v, beta2, eps),
+                precondition(b, v, beta2, eps), [p.numel() for p in group],
+                (1.0, -1.0))))
+
+    def result(self) -> Tuple[Tensor, Tensor]:
+        """``(raw, rule)``: float64 ``(M, 3)`` moments
+        ``[<g_A, g_B>, |g_A|^2, |g_B|^2]`` per module of the raw gradients
+        and of the vectors of the variance rule (the same tensor for the SGD
+        rule), on the CPU."""
+        raw = mix_moments(self._modules(self._raw), self.mixing)
+        return raw, raw if self._adam is None else self._modules(self._rule)
+
+    def _modules(self, items: List[Tuple[List[int], Tensor]]) -> Tensor:
+        """Sum per-parameter rows into modules, in module order."""
+        out = torch.zeros(self.num_modules, 3, dtype=torch.float64)
+        items = list(items)
+        if not items:
+            return out
+        rows = torch.cat([r for _, r in items]).cpu()  # the one transfer
+        keep = [(self.order[i], self.module_of[i], k)
+                for k, i in enumerate(i for ids, _ in items for i in ids)
+                if i in self.order]
+        keep.sort()
+        if keep:
+            _, modules, index = zip(*keep)
+            out.index_add_(0, torch.tensor(modules), rows[list(index)])
+        return out
+
+    def _chunks(self, params: Sequence[Tensor]):
+        """``(begin, end, params, exp_avg_sq, beta2, eps)`` of consecutive
+        chunks of ``params`` with one ``(beta2, eps)`` and at most ``chunk``
+        elements (a larger tensor is a chunk of its own); ``exp_avg_sq``
+        flattened, None before the optimizer's first step."""
+        chunks, group, begin, offset, key = [], [], 0, 0, None
+        for param in params:
+            if id(param) not in self.order:  # not an AGVM parameter
+                if group:
+                    chunks.append((begin, offset, group, key))
+                group, offset = [], offset + param.numel()
+                begin = offset
+                continue
+            state, beta2, eps = self._adam(param)
+            if group and ((beta2, eps) != key
+                          or offset + param.numel() - begin > self._chunk):
+                chunks.append((begin, offset, group, key))
+                group, begin = [], offset
+            group.append((param, state))
+            key = (beta2, eps)
+            offset += param.numel()
+        if group:
+            chunks.append((begin, offset, group, key))
+        for lo, hi, group, (beta2, eps) in chunks:
+            if all(state is None for _, state in group):
+                v = None
+            else:  # a tensor without state yet (no gradient so far): 0
+                v = torch.cat([
+                    (state if state is not None else torch.zeros_like(p)
+                     ).reshape(-1) for p, state in group])
+            yield lo, hi, [p for p, _ in group], v, beta2, eps
