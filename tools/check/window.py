@@ -95,12 +95,21 @@ def warmup_end(cfg: Config, iters_per_epoch: Optional[int] = None
         schedulers = ([schedulers] if 'type' in schedulers else
                       [s for group in schedulers.values() for s in group])
     max_iters = _max_iters(cfg, iters_per_epoch)
+    max_epochs = (cfg.get('train_cfg') or {}).get('max_epochs')
     scope = cfg.get('default_scope')
-    found = find_warmup(
-        [(s.get('begin', 0), s.get('end', INF),
-          s.get('begin', 0) == 0 and scheduler_by_epoch(s, scope))
-         for s in schedulers],
-        max_iters if max_iters is not None else INF, iters_per_epoch)
+    entries = []
+    for sched in schedulers:
+        begin, end = sched.get('begin', 0), sched.get('end', INF)
+        by_epoch = begin == 0 and scheduler_by_epoch(sched, scope)
+        if by_epoch and not iters_per_epoch and max_epochs is not None \
+                and end >= max_epochs:
+            # it lasts as long as training, whatever the epoch length, so
+            # it is no warm-up (AGVMHook, knowing the length, compares
+            # end * iters_per_epoch with max_iters): find_warmup skips it
+            begin = INF
+        entries.append((begin, end, by_epoch))
+    found = find_warmup(entries, max_iters if max_iters is not None else INF,
+                        iters_per_epoch)
     if found is None:
         return None, 'no warm-up scheduler', False
     sched = schedulers[found[0]]
