@@ -10,10 +10,17 @@ process on the built-in shapes data of its task (detection / instance,
 panoptic or semantic; generated under --data-root when missing), with two
 accumulated micro-batches of --batch-size small images, AGVM taking
 statistics on every step, pretrained downloads off, SyncBN as BN and no DDP.
-Prints the module partition with parameter counts, the frozen parameters,
-the anchor, the variance rule, the window (optimizer steps and runner
-iterations), Phi and s per module for every step and each problem found
-with the config key to change. Exit status 1 when a problem was found.
+Prints the module partition with parameter counts (and what a rule put in
+each module), the frozen parameters, the anchor, the variance rule, the
+window (optimizer steps and runner iterations), Phi and s per module for
+every step and each problem found with the config key to change. When the
+images or the batch are too small for the model (a head pooling to 1x1
+before BN, a DETR taking the top-k of more queries than the images give
+tokens), it retries once with inputs that fit and says so.
+
+Exit status: 0 OK; 1 a problem was found; 3 no problem in what was checked,
+but the model needs an op without a CPU kernel (CUDA only), so the check
+steps did not run.
 """
 import argparse
 import os.path as osp
@@ -37,9 +44,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--steps', type=int, default=3,
                         help='optimizer steps of the check (default 3)')
     parser.add_argument('--img-size', type=int, default=64,
-                        help='side of the check images (default 64)')
+                        help='side of the check images (default 64; '
+                        'larger once if the model needs it)')
     parser.add_argument('--batch-size', type=int, default=1,
-                        help='images per micro-batch (default 1)')
+                        help='images per micro-batch (default 1; 2 once if '
+                        'the model needs it)')
     parser.add_argument('--data-root', default='data/shapes_check',
                         help='the small shapes set of the check, generated '
                         'when missing (default data/shapes_check)')
@@ -66,7 +75,7 @@ def main(argv=None) -> int:
                           args.steps, args.img_size, args.batch_size,
                           args.iters_per_epoch)
     print(report, flush=True)
-    return 0 if report.ok else 1
+    return report.exit_status
 
 
 if __name__ == '__main__':

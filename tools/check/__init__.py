@@ -9,15 +9,19 @@ micro-batches of small images, AGVM taking statistics on every step, no
 downloads, SyncBN as BN, no DDP. The :class:`Report` (:mod:`.report`) lists
 the module partition, the frozen parameters, the anchor, the variance rule,
 the window, Phi and s per module for every step and each problem found with
-the config key to change.
+the config key to change (among them custom hooks the config dropped from
+its base, :mod:`.hooks`). Inputs too small for the model are retried once
+with ones that fit; a model needing a CUDA-only op is reported as such.
 """
 from .build import (check_data_root, detect_task, make_check_config,
                     shapes_pipeline)
-from .report import Report, StatisticsRecorder, check_config
+from .hooks import KEEP_FORM, base_hooks, dropped_hooks
+from .report import CUDA_ONLY_STATUS, Report, StatisticsRecorder, check_config
 from .window import Window, agvm_window, warmup_end
 
 __all__ = [
     'check_config', 'check_data_root', 'Report', 'StatisticsRecorder',
     'agvm_window', 'warmup_end', 'Window', 'detect_task',
-    'make_check_config', 'shapes_pipeline'
+    'make_check_config', 'shapes_pipeline', 'base_hooks', 'dropped_hooks',
+    'KEEP_FORM', 'CUDA_ONLY_STATUS'
 ]

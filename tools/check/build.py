@@ -15,6 +15,10 @@ DATASET_TYPES = dict(detection='mmdet.ShapesCocoDataset',
                      panoptic='mmdet.ShapesPanopticDataset',
                      semantic='mmseg.ShapesSegDataset')
 AMP_ONLY_KEYS = ('loss_scale', 'dtype', 'use_fsdp')
+# hooks that switch the real run's training data (pipeline, mosaic/mixup) at
+# a late epoch: the check trains its own data in an iteration loop, whose one
+# "epoch" they would take for the last
+DATA_SWITCH_HOOKS = ('PipelineSwitchHook', 'YOLOXModeSwitchHook')
 
 
 def detect_task(cfg: Config) -> str:
@@ -152,8 +156,15 @@ def make_check_config(cfg: Config, data_root: str, work_dir: str,
     hooks.pop('visualization', None)  # not one of them
     cfg.default_hooks = hooks
     # the check starts AGVM itself; other custom hooks run as configured
-    cfg.custom_hooks = [h for h in cfg.get('custom_hooks') or []
-                        if type_name(h) != 'AGVMHook']
+    # but for those that switch the real run's data
+    custom = cfg.get('custom_hooks') or []
+    left = [type_name(h) for h in custom if type_name(h) in DATA_SWITCH_HOOKS]
+    if left:
+        notes.append(f'Left out of the check: {", ".join(left)} (switches '
+                     "the real run's training data at a late epoch; the "
+                     'check trains its first steps on its own data).')
+    cfg.custom_hooks = [h for h in custom if type_name(h) not in
+                        ('AGVMHook', ) + DATA_SWITCH_HOOKS]
     imports = dict(cfg.get('custom_imports') or {})
     names = list(imports.get('imports') or [])
     # the check trains on the shapes data: its dataset types too

@@ -1,6 +1,8 @@
 """Runs the check and reports it: the partition, the frozen parameters, the
 rule, the window, Phi and s of every check step, and the problems."""
+import itertools
 import math
+import re
 import tempfile
 import traceback
 from dataclasses import dataclass, field
@@ -11,11 +13,23 @@ from mmengine.hooks import Hook
 
 from tools.runner_setup import build_runner
 from .build import detect_task, make_check_config
+from .hooks import dropped_hooks
 from .window import Window, agvm_window, type_name
 
 # wrappers the check runs as AGVMOptimWrapper (fp32: no GPU here)
 KNOWN_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'AGVMOptimWrapper',
                   'AGVMAmpOptimWrapper')
+# numbers the check runs of a process: mmengine keeps one visualizer, logger
+# and message hub per name (the timestamp, or 'visualizer' in the stock
+# configs), so a retry would reuse the first run's, logging to its removed
+# work_dir
+_RUNS = itertools.count()
+# exit status of tools/check_config.py when the check steps need CUDA
+CUDA_ONLY_STATUS = 3
+# how mmcv (and torch) say an op has no CPU kernel
+CUDA_ONLY = (re.compile(r'(\w+?)(?:_forward|_backward)?_impl: implementation '
+                        r'for device cpu not found'),
+             re.compile(r'(\w+) is not compiled with GPU support'))
 
 
 class StatisticsRecorder(Hook):
@@ -45,6 +59,7 @@ class Report:
     task: str = ''
     setup: str = ''
     modules: Dict[str, Tuple[int, int]] = field(default_factory=dict)
+    contents: Dict[str, List[str]] = field(default_factory=dict)
     frozen: Dict[str, Tuple[int, int, List[str]]] = field(
         default_factory=dict)
     anchor: str = ''
@@ -54,18 +69,31 @@ class Report:
         default_factory=list)
     problems: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
+    cuda_only: str = ''
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def exit_status(self) -> int:
+        """0: OK; 1: a problem; :data:`CUDA_ONLY_STATUS`: no problem, but
+        the check steps need an op without a CPU kernel."""
+        if self.problems:
+            return 1
+        return CUDA_ONLY_STATUS if self.cuda_only else 0
+
     def __str__(self) -> str:
         out = [f'AGVM check of {self.config}', f'  {self.setup}']
         if self.modules:
+            width = max(22, max(len(m) for m in self.modules))
             out.append(f'Modules (anchor {self.anchor!r}), trainable '
                        'parameters')
-            out += [f'  {m:<22} {n / 1e6:8.3f} M  ({t} tensors)'
-                    for m, (n, t) in self.modules.items()]
+            # a module made of more than its name: what a rule put in it
+            out += [f'  {m:<{width}} {n / 1e6:8.3f} M  ({t} tensors)' + (
+                f'  = {" + ".join(self.contents[m])}'
+                if m in self.contents else '')
+                for m, (n, t) in self.modules.items()]
         if self.frozen:
             out.append('Frozen parameters, left out of AGVM')
             out += [f'  {m:<22} {n / 1e6:8.3f} M  ({t} tensors: '
@@ -94,18 +122,27 @@ class Report:
             if items:
                 out.append(title)
                 out += [f'  - {item}' for item in items]
-        out.append('Result: ' + ('OK' if self.ok else
-                                 f'{len(self.problems)} problem(s)'))
+        if not self.ok:
+            out.append(f'Result: {len(self.problems)} problem(s)')
+        elif self.cuda_only:
+            out.append('Result: no problem in what was checked; not trained '
+                       f'on this CPU ({self.cuda_only})')
+        else:
+            out.append('Result: OK')
         return '\n'.join(out)
 
 
 def _describe(model, wrapper, report: Report) -> None:
     """Partition, frozen parameters, anchor and rule of the built model."""
-    from agvm_mm.partition import _match, partition_modules, unwrap
+    from agvm_mm.partition import (_match, module_contents,
+                                   partition_modules, unwrap)
     net = unwrap(model)
     parts = partition_modules(net, wrapper.agvm_cfg.modules)
     report.modules = {m: (sum(p.numel() for p in ps), len(ps))
                       for m, ps in parts.items()}
+    report.contents = {
+        m: shown for m, shown in module_contents(
+            net, wrapper.agvm_cfg.modules).items() if shown != [m]}
     # configured prefixes too: a frozen one (e.g. backbone.layer1) is shown
     prefixes = (list(wrapper.agvm_cfg.modules or []) + list(parts) +
                 [n for n, _ in net.named_children()])
@@ -145,6 +182,72 @@ def _check_statistics(report: Report, recorder: StatisticsRecorder,
             f'optim_wrapper.agvm.modules: {unused} got no gradient in any '
             'check step (not in the loss?); AGVM holds their factor at 1. '
             'Freeze them or leave them out of the modules.')
+
+
+def _message(error: Exception, limit: Optional[int] = None) -> str:
+    """The error's text; its first line, cut at ``limit`` characters, when
+    a limit is given."""
+    message = str(error).strip('"')
+    if limit is None:
+        return message
+    line = message.strip().split('\n')[0]
+    return line if len(line) <= limit else line[:limit] + '...'
+
+
+
+def _try(report: Report, cfg: Config, data_root: str,
+         work_dir: Optional[str], steps: int, img_size: int,
+         batch_size: int) -> Tuple[object, StatisticsRecorder,
+                                   Optional[Exception], str]:
+    """Train the check config of ``cfg`` once; returns the runner (None if
+    it was not built), the recorder, the error (None: trained) and its
+    traceback. Sets the report's setup line and adds the check's notes."""
+    check_cfg, notes = make_check_config(cfg, data_root, '', steps, img_size,
+                                         batch_size)
+    report.notes += [n for n in notes if n not in report.notes]
+    report.setup = (f'task {report.task}: shapes data at {img_size} px, '
+                    f'{steps} optimizer steps of 2 micro-batches x '
+                    f'{batch_size} image(s), 1 CPU process, AGVM statistics '
+                    "on every step, the lr of the run's first steps")
+    check_cfg.experiment_name = f'agvm_check_{next(_RUNS)}'
+    if check_cfg.get('visualizer'):
+        check_cfg.visualizer.name = check_cfg.experiment_name
+    recorder, runner = StatisticsRecorder(), None
+    with tempfile.TemporaryDirectory(prefix='agvm_check_') as tmp:
+        check_cfg.work_dir = work_dir or tmp
+        try:
+            runner = build_runner(check_cfg)
+            runner.register_hook(recorder)
+            runner.train()
+        except Exception as error:  # reported, with the key when it has one
+            return runner, recorder, error, traceback.format_exc(limit=-3)
+    return runner, recorder, None, ''
+
+
+def _inputs_it_needs(cfg: Config, error: Optional[Exception], img_size: int,
+                     batch_size: int) -> Optional[Tuple[int, int, str]]:
+    """Image size and batch for one retry when the check's inputs were too
+    small for the model (not a problem of the config), and why; None when
+    the error is something else.
+
+    - A head that pools to 1x1 (PSP, UPerNet, ASPP) followed by BN needs
+      two images per micro-batch.
+    - DINO-type two-stage DETRs take the top-k (k = num_queries) of the
+      encoder's tokens; the finest level they read has stride 8, so a
+      side of 8 * sqrt(num_queries) gives enough of them.
+    """
+    message = '' if error is None else _message(error)
+    if 'more than 1 value per channel' in message and batch_size < 2:
+        return img_size, 2, ('a BN layer after a head that pools to 1x1 '
+                             'needs two images per micro-batch')
+    queries = (cfg.get('model') or {}).get('num_queries')
+    if 'selected index k out of range' in message and queries:
+        size = 32 * math.ceil(8 * math.sqrt(queries) / 32)
+        if size > img_size:
+            return size, batch_size, (
+                f'{queries} queries take the top-k of the encoder tokens, '
+                f'and {img_size} px images give fewer than {queries}')
+    return None
 
 
 def check_config(cfg: Config, name: str, data_root: str,
@@ -196,35 +299,42 @@ def check_config(cfg: Config, name: str, data_root: str,
             '>= 2 processes (AGVM compares the two halves of the ranks), '
             'or an even accumulative_counts >= 2 on one process.')
 
-    check_cfg, notes = make_check_config(cfg, data_root, '', steps, img_size,
-                                         batch_size)
-    report.notes += notes
+    report.problems += dropped_hooks(cfg)
+
     report.task = detect_task(cfg)
-    report.setup = (f'task {report.task}: shapes data at {img_size} px, '
-                    f'{steps} optimizer steps of 2 micro-batches x '
-                    f'{batch_size} image(s), 1 CPU process, AGVM statistics '
-                    "on every step, the lr of the run's first steps")
-    recorder, runner, trained = StatisticsRecorder(), None, False
-    with tempfile.TemporaryDirectory(prefix='agvm_check_') as tmp:
-        check_cfg.work_dir = work_dir or tmp
-        try:
-            runner = build_runner(check_cfg)
-            runner.register_hook(recorder)
-            runner.train()
-            trained = True
-        except Exception as error:  # reported, with the key when it has one
-            message = str(error).strip('"')
-            if 'more than 1 value per channel' in message:
-                message += (' (a BN layer saw one value per channel: use '
-                            '--batch-size 2)')
+    runner, recorder, error, trace = _try(
+        report, cfg, data_root, work_dir, steps, img_size, batch_size)
+    retry = _inputs_it_needs(cfg, error, img_size, batch_size)
+    if retry is not None:
+        size, batch, why = retry
+        report.notes.append(
+            f'Retried with --img-size {size} --batch-size {batch}: {why} '
+            f'(the first try, at {img_size} px x {batch_size} image(s), '
+            f'failed: {type(error).__name__}: {_message(error, 160)}).')
+        runner, recorder, error, trace = _try(
+            report, cfg, data_root, work_dir, steps, size, batch)
+    if error is not None:
+        message = _message(error)
+        op = next((m.group(1) for m in (p.search(message) for p in CUDA_ONLY)
+                   if m), None)
+        if op is not None:
+            report.cuda_only = f'CUDA only: {op}'
+            report.notes.append(
+                f'The model needs the op {op!r}, which has no CPU kernel '
+                f'here ({_message(error, 160)}): the check steps did not run. '
+                'The '
+                'partition and the window above are checked; check Phi and s '
+                'on a GPU machine.')
+        elif 'optim_wrapper' in message or 'agvm' in message:
+            report.problems.append(message)  # names the key already
+        else:
             report.problems.append(
-                message if 'optim_wrapper' in message or 'agvm' in message
-                else f'the check run failed: {type(error).__name__}: '
-                f'{message}\n{traceback.format_exc(limit=-3)}')
+                f'the check run failed: {type(error).__name__}: '
+                f'{message}\n{trace}')
     wrapper = getattr(runner, 'optim_wrapper', None)
     if hasattr(wrapper, 'agvm_cfg'):  # built, even if training failed
         _describe(runner.model, wrapper, report)
-    if trained:
+    if error is None:
         report.steps = recorder.steps
         _check_statistics(report, recorder, steps)
     return report
