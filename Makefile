@@ -1,9 +1,11 @@
 # make train : install (if needed), generate the shapes data, train RetinaNet
 #              with AGVM, evaluate, plot the AGVM factors (the main job)
 # make test  : install (if needed) and run the whole test suite
+# make zoo   : check ~25 popular stock mmdet / mmseg configs with AGVM
+#              (tools/zoo_check.py; a few minutes on 2 cores)
 PY := .venv/bin/python
 
-.PHONY: install train test benchmark
+.PHONY: install train test benchmark zoo
 install:
 	bash tools/install.sh
 
@@ -15,3 +17,6 @@ test: install
 
 benchmark: install
 	$(PY) tools/benchmark_overhead.py
+
+zoo: install
+	$(PY) tools/zoo_check.py

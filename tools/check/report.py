@@ -85,8 +85,8 @@ class Report:
 
     def __str__(self) -> str:
         out = [f'AGVM check of {self.config}', f'  {self.setup}']
+        width = max([22] + [len(m) for m in [*self.modules, *self.frozen]])
         if self.modules:
-            width = max(22, max(len(m) for m in self.modules))
             out.append(f'Modules (anchor {self.anchor!r}), trainable '
                        'parameters')
             # a module made of more than its name: what a rule put in it
@@ -96,7 +96,7 @@ class Report:
                 for m, (n, t) in self.modules.items()]
         if self.frozen:
             out.append('Frozen parameters, left out of AGVM')
-            out += [f'  {m:<22} {n / 1e6:8.3f} M  ({t} tensors: '
+            out += [f'  {m:<{width}} {n / 1e6:8.3f} M  ({t} tensors: '
                     f'{", ".join(names)})'
                     for m, (n, t, names) in self.frozen.items()]
         elif self.modules:
