@@ -8,7 +8,8 @@ The default partition (docs/algorithm.md §1) is built in three passes:
    by it (a RoI head holding a mask head, a MaskFormer head), recursively;
 3. the size rule: a module that no rule names and that is one small layer
    (:data:`SMALL_TENSORS` tensors at most and under :data:`SMALL_SHARE` of
-   the trainable parameters) joins the module next to it in model order.
+   the trainable parameters) joins the module before it in model order
+   (the one after it if it comes first).
 
 Rules are looked up by class name along the MRO, so subclasses (DINO is a
 DeformableDETR is a DetectionTransformer; mmseg's Mask2FormerHead is
@@ -182,8 +183,9 @@ def _submodule(net: nn.Module, name: str) -> Optional[nn.Module]:
 def _size_rule(layout: Layout, chosen: Sequence[str],
                params: 'OrderedDict[str, nn.Parameter]') -> Layout:
     """Merge each module that is one small layer (see :data:`SMALL_SHARE`)
-    and that no rule chose into the module of the nearest trainable
-    parameter before it in model order (after it, if it comes first)."""
+    and that no rule chose into the nearest module before it in ``layout``
+    (after it, if it comes first) that is not small. The layout's order is
+    the model's: its children as registered, then its direct parameters."""
     index = _prefix_index(layout)
     owner = {n: _match(n, index) for n in params}
     total = sum(p.numel() for p in params.values()) or 1
@@ -193,16 +195,15 @@ def _size_rule(layout: Layout, chosen: Sequence[str],
         if module not in chosen and 0 < len(mine) <= SMALL_TENSORS and \
                 sum(p.numel() for p in mine) < SMALL_SHARE * total:
             small.add(module)
-    if not small or len(small) == len(layout):
+    names = list(layout)
+    if not small or small == set(names):
         return layout
-    order = [owner[n] for n in params]  # each parameter's module, in order
     merged = OrderedDict((m, list(v)) for m, v in layout.items())
-    for module in [m for m in layout if m in small]:
-        first = order.index(module)
-        before = [m for m in order[:first] if m not in small]
-        after = [m for m in order[first:] if m not in small]
-        target = before[-1] if before else after[0]
-        merged[target] += merged.pop(module)
+    for at, module in enumerate(names):
+        if module in small:
+            before = [m for m in names[:at] if m not in small]
+            after = [m for m in names[at:] if m not in small]
+            merged[before[-1] if before else after[0]] += merged.pop(module)
     return merged
 
 

@@ -184,6 +184,12 @@ def _check_statistics(report: Report, recorder: StatisticsRecorder,
             'Freeze them or leave them out of the modules.')
 
 
+def cuda_only_op(message: str) -> Optional[str]:
+    """The op an error says has no CPU kernel, or None."""
+    return next((m.group(1) for m in (p.search(message) for p in CUDA_ONLY)
+                 if m), None)
+
+
 def _message(error: Exception, limit: Optional[int] = None) -> str:
     """The error's text; its first line, cut at ``limit`` characters, when
     a limit is given."""
@@ -315,8 +321,7 @@ def check_config(cfg: Config, name: str, data_root: str,
             report, cfg, data_root, work_dir, steps, size, batch)
     if error is not None:
         message = _message(error)
-        op = next((m.group(1) for m in (p.search(message) for p in CUDA_ONLY)
-                   if m), None)
+        op = cuda_only_op(message)
         if op is not None:
             report.cuda_only = f'CUDA only: {op}'
             report.notes.append(
