@@ -167,6 +167,16 @@ def test_window_arithmetic():
                train_cfg=dict(type='IterBasedTrainLoop', max_iters=400))
     _, problems = agvm_window(cfg)
     assert 'only 100 steps; it never runs' in problems[0]
+    # an epoch-based scheduler to the end of training is no warm-up, even
+    # without the epoch length (DETR-type configs); one that ends earlier is
+    spans = [dict(type='MultiStepLR', by_epoch=True, begin=0, end=12,
+                  milestones=[11])]
+    window, _ = agvm_window(_cfg(param_scheduler=spans))
+    assert window.start == 0 and window.start_source == (
+        'AGVMHook: no warm-up scheduler, so step 0')
+    spans[0]['end'] = 11
+    window, _ = agvm_window(_cfg(param_scheduler=spans))
+    assert window.start is None and 'ends at epoch 11' in window.start_source
 
 
 def test_task_detection():
