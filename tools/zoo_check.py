@@ -132,8 +132,9 @@ ZOO: List[Entry] = [
     Entry('solov2', 'mmdet::solov2/solov2_r50_fpn_1x_coco.py', 'instance',
           ('backbone', 'neck', 'mask_head')),
     # panoptic
-    Entry('panoptic-fpn', 'mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py',
-          'panoptic', MASK_RCNN + ('semantic_head', )),
+    Entry('panoptic-fpn',
+          'mmdet::panoptic_fpn/panoptic-fpn_r50_fpn_1x_coco.py', 'panoptic',
+          MASK_RCNN + ('semantic_head', )),
     Entry('maskformer',
           'mmdet::maskformer/maskformer_r50_ms-16xb1-75e_coco.py',
           'panoptic (MaskFormer)', maskformer('panoptic_head'),
