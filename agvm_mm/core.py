@@ -11,7 +11,7 @@ testable alone:
 """
 import math
 from contextlib import contextmanager
-from typing import Callable, Iterator, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -41,17 +41,18 @@ def precondition(grad: Tensor, exp_avg_sq: Optional[Tensor], beta2: float,
 def pair_moments(x: Tensor,
                  y: Tensor,
                  sizes: Sequence[int],
-                 combo: Tuple[float, float] = (1.0, 1.0)) -> Tensor:
+                 combo: Tuple[float, float] = (1.0, 1.0),
+                 consume: str = '') -> Tensor:
     """``[<x, y>, |x|^2, |y|^2]`` of each segment of two flat vectors.
 
     Computed from the norms of ``x``, ``y`` and ``z = alpha x + beta y`` of
     each segment, ``<x, y> = (|z|^2 - alpha^2 |x|^2 - beta^2 |y|^2) /
-    (2 alpha beta)``, accumulated in float64 by fused (foreach) kernels: the
-    number of kernels does not grow with the number of segments, and a
-    segment's sums do not depend on where it lies in the vectors (so the
-    statistics are as reproducible as the gradients, whatever DDP's bucket
-    layout). ``z`` carries its elements' rounding, so pick ``combo`` along
-    the difference of the two estimates (docs/algorithm.md §3).
+    (2 alpha beta)``, accumulated by fused (foreach) kernels: the number of
+    kernels does not grow with the number of segments, and a segment's sums
+    do not depend on where it lies in the vectors (so the statistics are as
+    reproducible as the gradients, whatever DDP's bucket layout). ``z``
+    carries its elements' rounding, so pick ``combo`` along the difference of
+    the two estimates (docs/algorithm.md §3).
 
     Args:
         x (Tensor): 1-D.
@@ -59,17 +60,27 @@ def pair_moments(x: Tensor,
         sizes (Sequence[int]): Segment lengths (parameter sizes), summing to
             the vectors' length.
         combo (tuple[float, float]): ``(alpha, beta)``, both non-zero.
+        consume (str): ``'x'`` or ``'y'``: that vector is not needed
+            afterwards and ``z`` is formed in it (no temporary); ``''``:
+            neither is changed.
 
     Returns:
         Tensor: float64 of shape ``(len(sizes), 3)``, on the vectors' device.
     """
     alpha, beta = combo
-    z = torch.mul(x, alpha).add_(y, alpha=beta)
-    norms = [
-        torch._foreach_norm(v.split(list(sizes)), 2, dtype=torch.float64)
-        for v in (x, y, z)
-    ]
-    xx, yy, zz = torch.stack([n for group in norms for n in group]).view(
+    sizes = list(sizes)
+
+    def norms(v: Tensor) -> List[Tensor]:
+        return torch._foreach_norm(v.split(sizes), 2, dtype=torch.float64)
+
+    nx, ny = norms(x), norms(y)
+    if consume == 'x':
+        z = x.mul_(alpha).add_(y, alpha=beta)
+    elif consume == 'y':
+        z = y.mul_(beta).add_(x, alpha=alpha)
+    else:
+        z = torch.mul(x, alpha).add_(y, alpha=beta)
+    xx, yy, zz = torch.stack(nx + ny + norms(z)).view(
         3, len(sizes)).square().unbind(0)
     xy = (zz - alpha * alpha * xx - beta * beta * yy) / (2 * alpha * beta)
     return torch.stack([xy, xx, yy], -1)

@@ -49,9 +49,12 @@ def make_optimizer(kind: str, groups, lr: float = 0.05):
 
 def reference_run(names, kind: str, data: List[List[torch.Tensor]],
                   start: int, interval: int, stop=None, alpha=0.97,
-                  clamp=(0.5, 10.0)) -> Dict:
+                  clamp=(0.5, 10.0), float32_dots: bool = False) -> Dict:
     """AGVM by hand: per-micro-batch gradients, halves A/B, Phi, mu, EMA,
-    and one optimizer group per module whose lr is scaled for the step."""
+    and one optimizer group per module whose lr is scaled for the step.
+    Phi from the concatenated halves in float64, or with ``float32_dots``
+    as agvm_mm <= 0.1 took it: each tensor's three dot products in float32,
+    summed in float64."""
     model = Toy(names)
     groups = [dict(params=list(getattr(model, n).parameters())) for n in names]
     opt = make_optimizer(kind, groups)
@@ -87,6 +90,12 @@ def reference_run(names, kind: str, data: List[List[torch.Tensor]],
                     ua.append(a.flatten().double())
                     ub.append(b.flatten().double())
                     index += 1
+                if float32_dots:
+                    ab, aa, bb = (sum(float(u.float() @ v.float())
+                                      for u, v in zip(us, vs))
+                                  for us, vs in ((ua, ub), (ua, ua), (ub, ub)))
+                    phis.append(1 - ab / (math.sqrt(aa) * math.sqrt(bb)))
+                    continue
                 ua, ub = torch.cat(ua), torch.cat(ub)
                 phis.append(1 - float(ua @ ub / (ua.norm() * ub.norm())))
             for m, phi in enumerate(phis):

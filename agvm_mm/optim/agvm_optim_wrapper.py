@@ -16,7 +16,7 @@ from ..core import compute_factors, gradient_noise, noise_scale, scaled_lr
 from ..partition import check_partition, partition_modules
 from .agvm_config import AGVMConfig
 from .estimates import build_estimates
-from .moments import MomentSink
+from .moments import MomentSink, chunk_size
 
 # Optimizer classes (matched along the MRO) whose variance rule is known.
 SGD_TYPES = ('SGD', 'Lars', 'LARS', 'LARC')
@@ -344,7 +344,8 @@ class AGVMOptimWrapperMixin:
             return (state.get(param, {}).get('exp_avg_sq'),
                     group['betas'][1], group['eps'])
 
-        return MomentSink(**sink, adam_state=adam_state)
+        return MomentSink(**sink, adam_state=adam_state, chunk=chunk_size(
+            sum(p.numel() for p in self._estimates.params)))
 
     def _take_statistics(self, step: int) -> None:
         if not self._modules:

@@ -92,9 +92,9 @@ class RankHalves(GradientEstimates):
     """Ranks ``[0, W//2)`` form half A, the others half B (odd ``W`` works).
 
     Every rank reduces ``x = g / W`` and the half-signed ``y = ±g / W``
-    (``+`` on half A) of its local gradient ``g`` in one all-reduce, which
-    gives the global mean ``S / W`` and ``D / W``, with ``S = sum_A + sum_B``
-    and ``D = sum_A - sum_B``: ``g_A = W (x + y) / (2 n_A)``,
+    (``+`` on half A) of its local gradient ``g``, which gives the global
+    mean ``S / W`` and ``D / W``, with ``S = sum_A + sum_B`` and
+    ``D = sum_A - sum_B``: ``g_A = W (x + y) / (2 n_A)``,
     ``g_B = W (x - y) / (2 n_B)``.
 
     With a :class:`~torch.nn.parallel.DistributedDataParallel` model this
@@ -167,20 +167,21 @@ class RankHalves(GradientEstimates):
 
     def reduce_bucket(self, flat: Tensor, params: List[Tensor],
                       sink: MomentSink) -> torch.futures.Future:
-        """Start the one all-reduce of ``[flat / W, ±flat / W]``; its future's
-        callback gives ``sink`` the pieces and writes the global mean into
-        ``flat``."""
-        n = flat.numel()
-        work = torch.empty(2 * n, dtype=flat.dtype, device=flat.device)
-        torch.mul(flat, 1.0 / self.world, out=work[:n])
-        torch.mul(flat, self.sign / self.world, out=work[n:])
+        """Start the all-reduces of ``flat / W`` (in place) and of
+        ``±flat / W``; when both are done, ``sink`` gets the piece and
+        ``flat`` holds the global mean. Two collectives issued back to back
+        rather than one over a concatenation: that would need a copy of the
+        bucket besides the half-signed one."""
+        diff = torch.mul(flat, self.sign / self.world)
+        flat.mul_(1.0 / self.world)
+        futures = [dist.all_reduce(t, async_op=True).get_future()
+                   for t in (flat, diff)]
 
-        def finish(fut: torch.futures.Future) -> Tensor:
-            reduced = fut.value()[0]
-            sink.add(params, reduced[:n], reduced[n:])
-            return flat.copy_(reduced[:n])
+        def finish(_) -> Tensor:
+            sink.add(params, flat, diff, consume='y')
+            return flat
 
-        return dist.all_reduce(work, async_op=True).get_future().then(finish)
+        return torch.futures.collect_all(futures).then(finish)
 
     def collect(self, size: int) -> None:
         if self.hooked:
@@ -219,9 +220,9 @@ def agvm_comm_hook(state: RankHalves, bucket: dist.GradBucket
                    ) -> torch.futures.Future[torch.Tensor]:
     """DDP communication hook of :class:`RankHalves`: DDP's default
     all-reduce on ordinary steps (the gradient times ``1 / W``, then summed,
-    as DDP does without a hook), and on a statistics step one all-reduce of
-    the bucket and its half-signed copy, whose statistics are taken as soon
-    as it arrives."""
+    as DDP does without a hook), and on a statistics step the all-reduces of
+    the bucket and of its half-signed copy, whose statistics are taken as
+    soon as they arrive."""
     buffer = bucket.buffer()
     if state.sink is None:
         buffer.mul_(1.0 / state.world)
@@ -273,18 +274,19 @@ class MicroBatchHalves(GradientEstimates):
         if done != size // 2 or not self.params:
             return
         grads = [p.grad for p in self.params]
-        kinds = {(g.device, g.dtype) for g in grads if g is not None}
-        if len(kinds) > 1:  # mixed devices or dtypes: no flat vector
-            self._half_a = _flatten(self.params, grads).clone()
-            return
         flat = _flatten(self.params, grads)
+        if len({(g.device, g.dtype) for g in grads if g is not None}) > 1:
+            self._half_a = flat  # mixed devices or dtypes: a copy only
+            return
+        used = [g is not None for g in grads]
+        del grads  # each old .grad is freed as soon as its view replaces it
         offset = 0
-        for param, grad in zip(self.params, grads):
-            size_p = param.numel()
-            if grad is not None:  # a missing gradient stays missing
-                param.grad = flat[offset:offset + size_p].view_as(param)
+        for param, has_grad in zip(self.params, used):
+            if has_grad:  # a missing gradient stays missing
+                param.grad = flat[offset:offset + param.numel()].view_as(
+                    param)
                 self._views[id(param)] = param.grad
-            offset += size_p
+            offset += param.numel()
         self._half_a, self._total = flat.clone(), flat
 
     def collect(self, size: int) -> None:
@@ -304,7 +306,8 @@ class MicroBatchHalves(GradientEstimates):
                 if grad is not None:  # not a view, e.g. restored by resume
                     y = grad.reshape(-1)
                     self.sink.add([param], half_a[offset:offset +
-                                                  param.numel()].to(y), y)
+                                                  param.numel()].to(y), y,
+                                  consume='x')
             offset += param.numel()
         self._add_run(run, begin, half_a)
 
@@ -312,7 +315,8 @@ class MicroBatchHalves(GradientEstimates):
                  half_a: Tensor) -> None:
         if run:
             end = begin + sum(p.numel() for p in run)
-            self.sink.add(run, half_a[begin:end], self._total[begin:end])
+            self.sink.add(run, half_a[begin:end], self._total[begin:end],
+                          consume='x')
 
     def clear(self) -> None:
         super().clear()

@@ -20,9 +20,18 @@ from torch import Tensor
 
 from ..core import mix_moments, pair_moments, precondition
 
-#: Elements per preconditioned chunk (16 MB of float32): bounds the Adam
-#: rule's temporaries, a few chunks, whatever the module's size.
-CHUNK_ELEMENTS = 1 << 22
+#: The Adam rule preconditions chunks of 1/16 of the gradient, but at least
+#: 4 M elements (16 MB of float32): its temporaries, a few chunks, stay below
+#: about 0.4 gradient copies for large models (a few MB for small ones), and
+#: the number of chunks, so of kernels, does not grow with the number of
+#: tensors.
+CHUNKS = 16
+MIN_CHUNK = 1 << 22
+
+
+def chunk_size(numel: int) -> int:
+    """Elements per preconditioned chunk for a gradient of ``numel``."""
+    return max(MIN_CHUNK, numel // CHUNKS)
 
 Mixing = Tuple[Tuple[float, float], Tuple[float, float]]
 #: ``param -> (exp_avg_sq or None, beta2, eps)``: the Adam rule's view of the
@@ -46,13 +55,14 @@ class MomentSink:
             scale of AMP folded in).
         adam_state (AdamState, optional): For the Adam rule; None: the SGD
             rule (raw gradients).
-        chunk (int): Elements per preconditioned chunk.
+        chunk (int): Elements per preconditioned chunk
+            (:func:`chunk_size`).
     """
 
     def __init__(self, order: Dict[int, int], module_of: Dict[int, int],
                  num_modules: int, mixing: Mixing,
                  adam_state: Optional[AdamState] = None,
-                 chunk: int = CHUNK_ELEMENTS) -> None:
+                 chunk: int = MIN_CHUNK) -> None:
         self.order, self.module_of = order, module_of
         self.num_modules = num_modules
         self.mixing = mixing
@@ -65,25 +75,26 @@ class MomentSink:
         self._raw: List[Tuple[List[int], Tensor]] = []
         self._rule: List[Tuple[List[int], Tensor]] = []
 
-    def add(self, params: Sequence[Tensor], x: Tensor, y: Tensor) -> None:
+    def add(self, params: Sequence[Tensor], x: Tensor, y: Tensor,
+            consume: str = '') -> None:
         """One piece: ``x``, ``y`` are 1-D, the concatenated gradients of
-        ``params`` in the source's two vectors."""
+        ``params`` in the source's two vectors; ``consume`` (``'x'``,
+        ``'y'``) names one the source no longer needs (scratch space, see
+        :func:`~agvm_mm.core.pair_moments`)."""
         if x.dtype in (torch.float16, torch.bfloat16):
             x, y = x.float(), y.float()
-        sizes = [p.numel() for p in params]
-        ids = [id(p) for p in params]
-        self._raw.append((ids, pair_moments(x, y, sizes, self._combo)))
-        if self._adam is None:
-            return
-        (p, q), (r, s) = self.mixing
-        for lo, hi, group, v, beta2, eps in self._chunks(params):
-            xs, ys = x[lo:hi], y[lo:hi]
-            a = torch.mul(xs, p).add_(ys, alpha=q)
-            b = torch.mul(xs, r).add_(ys, alpha=s)
-            self._rule.append(([id(p) for p in group], pair_moments(
-                precondition(a, v, beta2, eps),
-                precondition(b, v, beta2, eps), [p.numel() for p in group],
-                (1.0, -1.0))))
+        if self._adam is not None:  # before x or y is consumed
+            (p, q), (r, s) = self.mixing
+            for lo, hi, group, v, beta2, eps in self._chunks(params):
+                xs, ys = x[lo:hi], y[lo:hi]
+                a = torch.mul(xs, p).add_(ys, alpha=q)
+                b = torch.mul(xs, r).add_(ys, alpha=s)
+                self._rule.append(([id(p) for p in group], pair_moments(
+                    precondition(a, v, beta2, eps),
+                    precondition(b, v, beta2, eps),
+                    [p.numel() for p in group], (1.0, -1.0), 'y')))
+        self._raw.append(([id(p) for p in params], pair_moments(
+            x, y, [p.numel() for p in params], self._combo, consume)))
 
     def result(self) -> Tuple[Tensor, Tensor]:
         """``(raw, rule)``: float64 ``(M, 3)`` moments
