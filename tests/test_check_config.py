@@ -100,6 +100,17 @@ def test_stock_configs(cwd, name, modules, rule, start, frozen):
     assert all(s == 1.0 for _, s in phi_s['backbone'])  # the anchor
     if name == 'sem_fpn':
         assert 'SyncBN runs as BN' in out
+    # each module's critical batch against the recipe's batch (mmdet's
+    # auto_scale_lr.base_batch_size 16, mmseg's configs have none)
+    assert 'Critical batch per module' in out
+    critical = re.findall(r'^  (\S+) +(not yet|noise-dominated \(>> batch\)'
+                          r'|[\d.e+-]+)(?: +global batch 16 is [\d.,]+x it)?$',
+                          out, re.M)
+    assert [m for m, _ in critical] == modules, out
+    if name == 'sem_fpn':
+        assert 'give --global-batch B' in out
+    else:
+        assert 'global batch 16 (auto_scale_lr.base_batch_size) is' in out
 
 
 def test_paper_config_window_and_frozen_anchor(cwd):

@@ -3,6 +3,7 @@ several batch sizes (the paper's Figure 1) on the tiny RetinaNet shapes
 config, and the functions it is built from."""
 import csv
 import glob
+import math
 import os
 
 import pytest
@@ -12,7 +13,7 @@ from tests.conftest import ROOT, run_tool
 from tools.analysis_tools.gradient_variance import (Cell, make_cell_config,
                                                     plan_cells)
 from tools.harness.plot import plot_gradient_variance
-from tools.harness.variance import read_rows, summarize
+from tools.harness.variance import critical_batches, read_rows, summarize
 
 CONFIG = os.path.join(ROOT, 'configs/shapes/retinanet_tiny_shapes_agvm.py')
 TOOL = os.path.join(ROOT, 'tools/analysis_tools/gradient_variance.py')
@@ -31,7 +32,8 @@ def test_tool_records_every_step_unmodulated(shapes_cwd, tmp_path):
     rows = read_rows(str(work / 'gradient_variance.csv'))
     with open(work / 'gradient_variance.csv') as f:
         assert next(csv.reader(f)) == [
-            'batch', 'step', 'iteration', 'module', 'phi', 'scale']
+            'batch', 'step', 'iteration', 'module', 'phi', 'scale', 'gsq',
+            'trsigma', 'bnoise']
     keys = [(r['batch'], r['step'], r['module']) for r in rows]
     assert sorted(keys) == sorted((b, s, m) for b in (4, 8)
                                   for s in range(3) for m in MODULES)
@@ -40,13 +42,19 @@ def test_tool_records_every_step_unmodulated(shapes_cwd, tmp_path):
         assert r['iteration'] == (r['step'] + 1) * counts
         assert 0.0 <= r['phi'] <= 2.0
         assert 0.5**0.5 <= r['scale'] <= 10**0.5
-    # the summary table: one line per batch, ratios to the backbone
+        # one step's estimates: tr(Sigma) >= 0; |G|^2 may be < 0 (noise)
+        assert r['trsigma'] >= 0 and math.isfinite(r['gsq'])
+        assert math.isnan(r['bnoise']) or r['bnoise'] > 0
+    # the summary tables: one line per batch, ratios to the backbone, then
+    # the critical batches
     assert 'backbone' in out and 'bbox_head' in out
     assert any(line.startswith('8 ') for line in out.splitlines())
+    assert 'Critical batch B_noise' in out
 
     from PIL import Image
     with Image.open(work / 'gradient_variance.png') as image:
-        assert image.size == (800, 340)  # 2 panels of 4.0 x 3.4 in, 100 dpi
+        # 2 x 2 panels of 4.0 x 3.4 in at 100 dpi: Phi, then B_noise
+        assert image.size == (800, 680)
 
     # measurement only: the wrapper did not modulate and the lr is the
     # configured one (the AGVM config's own modulation is switched off)
@@ -118,15 +126,41 @@ def test_cell_config_modulation_schedule_and_lr():
 
 
 def test_summary_and_plot(tmp_path):
+    nan = math.nan
     rows = [dict(batch=b, step=s, iteration=s + 1, module=m,
-                 phi=phi / b**0.5 * (s + 1), scale=1.0)
+                 phi=phi / b**0.5 * (s + 1), scale=1.0, gsq=nan,
+                 trsigma=nan, bnoise=nan)
             for b in (8, 32, 64) for s in range(4)
             for m, phi in zip(MODULES, (0.8, 0.4, 0.01))]
     text = summarize(rows)
     # last half = steps 2, 3: backbone 0.8 * 3.5 / sqrt(8)
     assert f'{0.8 * 3.5 / 8**0.5:.4g}' in text
     assert '(80.00)' in text  # backbone / bbox_head
+    assert 'Critical batch' not in text  # a CSV without the noise columns
     path = plot_gradient_variance(rows, str(tmp_path / 'f.png'), 'x')
     from PIL import Image
     with Image.open(path) as image:
         assert image.size == (1200, 340)
+
+
+def test_critical_batch_summary_averages_each_estimate_on_its_own():
+    """B_noise = mean tr(Sigma) / mean |G|^2 over the last half of the
+    steps: at steps 2 and 3 the backbone's tr(Sigma) 4 and 12 over |G|^2 3
+    and 1 give 8 / 2 = 4 (the mean of the ratios would be 6.7);
+    noise-dominated when the mean |G|^2 is not positive (the neck)."""
+    def row(batch, step, module, gsq, trsigma):
+        return dict(batch=batch, step=step, iteration=step + 1,
+                    module=module, phi=0.5, scale=1.0, gsq=gsq,
+                    trsigma=trsigma, bnoise=math.nan)
+
+    rows = [row(16, 0, 'backbone', 9.0, 9.0), row(16, 1, 'backbone', 9.0,
+                                                   9.0),
+            row(16, 2, 'backbone', 3.0, 4.0), row(16, 3, 'backbone', 1.0,
+                                                   12.0),
+            row(16, 0, 'neck', 1.0, 1.0), row(16, 1, 'neck', 1.0, 1.0),
+            row(16, 2, 'neck', -2.0, 5.0), row(16, 3, 'neck', 1.0, 5.0)]
+    assert critical_batches(rows)[16] == {'backbone': 4.0,
+                                          'neck': math.inf}
+    text = summarize(rows)
+    assert 'noise-dominated (>> batch)' in text
+    assert '(4x)' in text  # batch 16 is 4 x the backbone's 4 images

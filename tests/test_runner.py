@@ -3,6 +3,7 @@ ResNet-18, stock mmdet config as base) with AGVMOptimWrapper through
 tools/train.py and tools/dist_train.sh; logs and resume are checked."""
 import glob
 import json
+import math
 import os
 
 import pytest
@@ -54,6 +55,9 @@ def test_runner_trains_retinanet_with_agvm(shapes_cwd, tmp_path, nproc,
         for module in ('backbone', 'neck', 'bbox_head'):
             assert 0.0 <= r[f'agvm_phi/{module}'] <= 2.0
             assert 0.5**0.5 <= r[f'agvm_scale/{module}'] <= 10**0.5
+            # the critical batch in images, or NaN (none yet / noise)
+            bnoise = r[f'agvm_bnoise/{module}']
+            assert math.isnan(bnoise) or bnoise > 0
         assert r['agvm_scale/backbone'] == 1.0
     assert any(r['agvm_scale/bbox_head'] != 1.0 for r in train_logs)
     final = records[-1]
@@ -96,6 +100,7 @@ def test_resume_is_exact(shapes_cwd, tmp_path, nproc, counts, steps):
         for name, value in slots.items():
             assert torch.equal(value, state_b[index][name])
     assert a['optimizer']['agvm'] == b['optimizer']['agvm']
+    assert a['optimizer']['agvm']['noise']  # the critical batch's averages
     assert a['optimizer']['agvm']['steps'] == steps  # 0, 3 (, 6, 9)
 
 

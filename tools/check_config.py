@@ -2,7 +2,8 @@
 
     python tools/check_config.py CONFIG [--steps 3] [--img-size 64]
         [--batch-size 1] [--data-root data/shapes_check]
-        [--iters-per-epoch N] [--work-dir DIR] [--cfg-options k=v ...]
+        [--iters-per-epoch N] [--global-batch B] [--work-dir DIR]
+        [--cfg-options k=v ...]
 
 Loads CONFIG as it is (with --cfg-options applied), reads the AGVM window
 its real run implies, then trains it for a few optimizer steps on one CPU
@@ -13,7 +14,9 @@ statistics on every step, pretrained downloads off, SyncBN as BN and no DDP.
 Prints the module partition with parameter counts (and what a rule put in
 each module), the frozen parameters, the anchor, the variance rule, the
 window (optimizer steps and runner iterations), Phi and s per module for
-every step and each problem found with the config key to change. When the
+every step, each module's critical batch (gradient noise scale) against the
+real run's global batch, and each problem found with the config key to
+change. When the
 images or the batch are too small for the model (a head pooling to 1x1
 before BN, a DETR taking the top-k of more queries than the images give
 tokens), it retries once with inputs that fit and says so.
@@ -55,6 +58,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--iters-per-epoch', type=int,
                         help='runner iterations per epoch of the real run, '
                         'to place epoch-based schedules')
+    parser.add_argument('--global-batch', type=int,
+                        help="the real run's global batch (GPUs x images per "
+                        'GPU x accumulative_counts), compared with each '
+                        "module's critical batch; default: the config's "
+                        'auto_scale_lr.base_batch_size')
     parser.add_argument('--work-dir', help='keep the check logs here '
                         '(default: a temporary directory)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -73,7 +81,7 @@ def main(argv=None) -> int:
     data_root = check_data_root(args.data_root, args.img_size)
     report = check_config(cfg, args.config, data_root, args.work_dir,
                           args.steps, args.img_size, args.batch_size,
-                          args.iters_per_epoch)
+                          args.iters_per_epoch, args.global_batch)
     print(report, flush=True)
     return report.exit_status
 

@@ -3,6 +3,7 @@ warm-up."""
 import math
 from typing import List, Optional, Sequence, Tuple
 
+from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.registry import HOOKS
@@ -17,6 +18,13 @@ def agvm_wrappers(runner) -> List:
     candidates = (wrapper.values()
                   if hasattr(wrapper, 'optim_wrappers') else [wrapper])
     return [w for w in candidates if hasattr(w, 'agvm_cfg')]
+
+
+def samples_per_step(runner, wrapper) -> int:
+    """Samples (images) per optimizer step of the run: the dataloader's batch
+    x processes x ``accumulative_counts``."""
+    return (runner.train_dataloader.batch_size * get_world_size() *
+            wrapper.accumulative_counts)
 
 
 def warmup_end_iter(runner) -> Optional[int]:
@@ -43,9 +51,12 @@ def clip_window_around(warm: int,
 
 @HOOKS.register_module()
 class AGVMHook(Hook):
-    """Puts each module's variance ``Phi_m`` and factor ``s_m`` into the
-    message hub at every AGVM statistics step (as ``train/agvm_phi/<m>`` and
-    ``train/agvm_scale/<m>``), so the logger prints them and every
+    """Puts each module's variance ``Phi_m``, factor ``s_m`` and critical
+    batch ``B_noise`` (the gradient noise scale in images, NaN while there is
+    no estimate or the gradient is noise-dominated; docs/algorithm.md §9)
+    into the message hub at every AGVM statistics step (as
+    ``train/agvm_phi/<m>``, ``train/agvm_scale/<m>`` and
+    ``train/agvm_bnoise/<m>``), so the logger prints them and every
     visualizer backend stores them; places the AGVM window relative to the
     warm-up, as the authors' configs do (AGVM from 100 steps after the
     warm-up ends, gradient clipping from 100 steps before to 100 after it).
@@ -153,3 +164,7 @@ class AGVMHook(Hook):
                 hub.update_scalar(f'train/agvm_phi/{name}', phi)
             for name, scale in wrapper.agvm_scales.items():
                 hub.update_scalar(f'train/agvm_scale/{name}', scale)
+            noise = wrapper.agvm_noise_scale(samples_per_step(runner, wrapper))
+            for name, value in noise.items():  # inf: noise-dominated
+                hub.update_scalar(f'train/agvm_bnoise/{name}',
+                                  value if math.isfinite(value) else math.nan)

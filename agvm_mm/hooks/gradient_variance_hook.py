@@ -1,27 +1,34 @@
-"""Hook that records every AGVM statistics step's per-module variance into a
-CSV (the data of the gradient-variance analysis, the paper's Figure 1)."""
+"""Hook that records every AGVM statistics step's per-module variance and
+gradient noise into a CSV (the data of the gradient-variance analysis, the
+paper's Figure 1)."""
 import csv
+import math
 import os.path as osp
 from typing import Dict, Optional
 
-from mmengine.dist import get_world_size, is_main_process
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from .agvm_hook import agvm_wrappers
+from .agvm_hook import agvm_wrappers, samples_per_step
 
 CSV_NAME = 'gradient_variance.csv'
-COLUMNS = ('batch', 'step', 'iteration', 'module', 'phi', 'scale')
+COLUMNS = ('batch', 'step', 'iteration', 'module', 'phi', 'scale', 'gsq',
+           'trsigma', 'bnoise')
 
 
 @HOOKS.register_module()
 class GradientVarianceHook(Hook):
-    """Appends each module's ``Phi_m`` and ``s_m`` to ``<work_dir>/<filename>``
-    at every AGVM statistics step (not only at logger intervals), one row per
-    module: ``batch, step, iteration, module, phi, scale``.
+    """Appends each module's ``Phi_m`` and ``s_m`` and its gradient noise to
+    ``<work_dir>/<filename>`` at every AGVM statistics step (not only at
+    logger intervals), one row per module: ``batch, step, iteration, module,
+    phi, scale, gsq, trsigma, bnoise``.
 
     ``step`` is the 0-based optimizer step the statistics were taken on,
-    ``iteration`` the 1-based runner iteration (micro-batch) that ended it.
+    ``iteration`` the 1-based runner iteration (micro-batch) that ended it;
+    ``gsq`` and ``trsigma`` are that step's estimates of ``|G|^2`` and of
+    ``tr(Sigma)`` (per sample), ``bnoise`` the running critical batch
+    (docs/algorithm.md §9); NaN where there is none.
 
     Args:
         batch (int, optional): Global batch written in the ``batch`` column.
@@ -50,9 +57,7 @@ class GradientVarianceHook(Hook):
         for wrapper in wrappers:
             self._seen[id(wrapper)] = wrapper.agvm_steps
         if self.batch is None:
-            self.batch = (get_world_size() *
-                          runner.train_dataloader.batch_size *
-                          wrappers[0].accumulative_counts)
+            self.batch = samples_per_step(runner, wrappers[0])
         self.path = osp.join(runner.work_dir, self.filename)
         if is_main_process() and not (runner._resume and
                                       osp.exists(self.path)):
@@ -68,10 +73,15 @@ class GradientVarianceHook(Hook):
             self._seen[id(wrapper)] = wrapper.agvm_steps
             step = wrapper.optimizer_step
             scales = wrapper.agvm_scales
+            noise = wrapper.agvm_gradient_noise
+            bnoise = wrapper.agvm_noise_scale(self.batch)
             for module, phi in wrapper.agvm_variances.items():
-                rows.append((self.batch, step, runner.iter + 1, module,
-                             repr(float(phi)),
-                             repr(float(scales.get(module, 1.0)))))
+                gsq, trace = noise.get(module, (math.nan, math.nan))
+                running = bnoise.get(module, math.nan)
+                rows.append((self.batch, step, runner.iter + 1, module) + tuple(
+                    repr(float(v)) for v in (
+                        phi, scales.get(module, 1.0), gsq, trace * self.batch,
+                        running if math.isfinite(running) else math.nan)))
         if rows and is_main_process():
             with open(self.path, 'a', newline='') as f:
                 csv.writer(f).writerows(rows)

@@ -11,6 +11,8 @@ from typing import Dict, List, Optional, Tuple
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
+from agvm_mm.hooks.agvm_hook import samples_per_step
+from tools.harness.variance import describe_critical_batch
 from tools.runner_setup import build_runner
 from .build import detect_task, make_check_config
 from .hooks import dropped_hooks
@@ -33,11 +35,13 @@ CUDA_ONLY = (re.compile(r'(\w+?)(?:_forward|_backward)?_impl: implementation '
 
 
 class StatisticsRecorder(Hook):
-    """Keeps each AGVM step's Phi and s, and each iteration's loss."""
+    """Keeps each AGVM step's Phi and s, the running critical batches, and
+    each iteration's loss."""
     priority = 'LOW'
 
     def __init__(self) -> None:
         self.steps: List[Tuple[Dict[str, float], Dict[str, float]]] = []
+        self.critical: Dict[str, float] = {}
         self.losses: List[float] = []
         self._seen = 0
 
@@ -50,6 +54,8 @@ class StatisticsRecorder(Hook):
         if wrapper.agvm_steps != self._seen:
             self._seen = wrapper.agvm_steps
             self.steps.append((wrapper.agvm_variances, wrapper.agvm_scales))
+            self.critical = wrapper.agvm_noise_scale(
+                samples_per_step(runner, wrapper))
 
 
 @dataclass
@@ -67,6 +73,8 @@ class Report:
     window: Optional[Window] = None
     steps: List[Tuple[Dict[str, float], Dict[str, float]]] = field(
         default_factory=list)
+    critical: Dict[str, float] = field(default_factory=dict)
+    global_batch: Optional[Tuple[int, str]] = None
     problems: List[str] = field(default_factory=list)
     notes: List[str] = field(default_factory=list)
     cuda_only: str = ''
@@ -117,6 +125,8 @@ class Report:
                          for n in names]
                 out.append((f'  {step:<6}' + ''.join(
                     c.ljust(width) for c in cells)).rstrip())
+        if self.critical:
+            out += self._critical_lines()
         for title, items in (('Notes', self.notes),
                              ('Problems', self.problems)):
             if items:
@@ -130,6 +140,39 @@ class Report:
         else:
             out.append('Result: OK')
         return '\n'.join(out)
+
+
+    def _critical_lines(self) -> List[str]:
+        """Each module's critical batch after the check's steps, and how far
+        the real run's global batch is beyond it (docs/algorithm.md §9)."""
+        steps = len(self.steps)
+        out = [f'Critical batch per module (gradient noise scale, in images '
+               f'of the check\'s data) after {steps} step(s)']
+        width = max(len(m) for m in self.critical) + 2
+        batch, source = self.global_batch or (None, '')
+        worst = None
+        for module, value in self.critical.items():
+            line = f'  {module:<{width}}{describe_critical_batch(value):<28}'
+            if batch and math.isfinite(value) and value > 0:
+                line += f'global batch {batch} is {_times(batch / value)} it'
+                if worst is None or value < worst[1]:
+                    worst = module, value
+            out.append(line.rstrip())
+        if batch is None:
+            out.append('  (give --global-batch B for the real run\'s ratio)')
+        elif worst is not None:
+            module, value = worst
+            out.append(
+                f'  global batch {batch} ({source}) is {_times(batch / value)} '
+                f"the {module}'s critical batch (about {value:.3g} images) "
+                f'after {steps} step(s); this estimate is rough this early '
+                'and on the check\'s small images: see the gradient-variance '
+                'tool (tools/analysis_tools/gradient_variance.py).')
+        return out
+
+
+def _times(ratio: float) -> str:
+    return f'{ratio:,.0f}x' if ratio >= 100 else f'{ratio:.2g}x'
 
 
 def _describe(model, wrapper, report: Report) -> None:
@@ -256,10 +299,23 @@ def _inputs_it_needs(cfg: Config, error: Optional[Exception], img_size: int,
     return None
 
 
+def real_global_batch(cfg: Config, given: Optional[int] = None
+                      ) -> Optional[Tuple[int, str]]:
+    """The real run's global batch and where it comes from: ``given``
+    (``--global-batch``), else the config's ``auto_scale_lr.base_batch_size``
+    (mmdet's and mmseg's convention: the recipe's GPUs x images per GPU);
+    None if neither."""
+    if given:
+        return given, '--global-batch'
+    base = (cfg.get('auto_scale_lr') or {}).get('base_batch_size')
+    return (int(base), 'auto_scale_lr.base_batch_size') if base else None
+
+
 def check_config(cfg: Config, name: str, data_root: str,
                  work_dir: Optional[str] = None, steps: int = 3,
                  img_size: int = 64, batch_size: int = 1,
-                 iters_per_epoch: Optional[int] = None) -> Report:
+                 iters_per_epoch: Optional[int] = None,
+                 global_batch: Optional[int] = None) -> Report:
     """Check ``cfg`` (named ``name`` in the report) as :mod:`tools.check`
     describes. The shapes data must exist under ``data_root``.
 
@@ -274,8 +330,12 @@ def check_config(cfg: Config, name: str, data_root: str,
         batch_size (int): Images per micro-batch.
         iters_per_epoch (int, optional): Of the real run, to place
             epoch-based schedules in iterations.
+        global_batch (int, optional): Of the real run, to compare with the
+            modules' critical batches; default from the config
+            (:func:`real_global_batch`).
     """
-    report = Report(config=name)
+    report = Report(config=name,
+                    global_batch=real_global_batch(cfg, global_batch))
     kind = type_name(cfg.get('optim_wrapper') or {}) or 'OptimWrapper'
     if kind not in KNOWN_WRAPPERS:
         report.problems.append(
@@ -340,6 +400,6 @@ def check_config(cfg: Config, name: str, data_root: str,
     if hasattr(wrapper, 'agvm_cfg'):  # built, even if training failed
         _describe(runner.model, wrapper, report)
     if error is None:
-        report.steps = recorder.steps
+        report.steps, report.critical = recorder.steps, recorder.critical
         _check_statistics(report, recorder, steps)
     return report

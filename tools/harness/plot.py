@@ -1,6 +1,7 @@
 """The tools' figures of AGVM's per-module statistics: the main job's
 factors over training (from an mmengine log) and the gradient-variance
-tool's Phi per batch size."""
+tool's Phi and critical batch per batch size."""
+import math
 import json
 import os
 import os.path as osp
@@ -61,9 +62,12 @@ def plot_gradient_variance(rows: Sequence[dict], out_png: str,
                            panel_size=(4.0, 3.4),
                            log_y: Optional[bool] = None) -> str:
     """The paper's Figure 1: one panel per batch size (shared y axis), one
-    line per module, Phi against the optimizer step. The figure measures
-    ``len(batches) * panel_size[0] x panel_size[1]`` inches at ``dpi``.
-    ``log_y`` None: log scale when Phi spans more than a factor 20."""
+    line per module, Phi against the optimizer step; below it, where the
+    rows have it, the running critical batch ``B_noise`` of each module
+    against the batch itself (dashed): the same figure in units a user can
+    act on. Each row of panels measures ``len(batches) * panel_size[0] x
+    panel_size[1]`` inches at ``dpi``. ``log_y`` None: log scale when Phi
+    spans more than a factor 20."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -75,9 +79,10 @@ def plot_gradient_variance(rows: Sequence[dict], out_png: str,
     if log_y is None:
         log_y = bool(positive) and max(positive) > 20 * min(positive)
     colors = {m: f'C{i % 10}' for i, m in enumerate(modules)}
+    noise = any(math.isfinite(r.get('bnoise', math.nan)) for r in rows)
     fig, axes = plt.subplots(
-        1, len(batches), sharey=True, squeeze=False,
-        figsize=(panel_size[0] * len(batches), panel_size[1]))
+        1 + noise, len(batches), sharey='row', squeeze=False,
+        figsize=(panel_size[0] * len(batches), panel_size[1] * (1 + noise)))
     for ax, batch in zip(axes[0], batches):
         for m in modules:
             points = sorted((r['step'], r['phi']) for r in rows
@@ -101,9 +106,30 @@ def plot_gradient_variance(rows: Sequence[dict], out_png: str,
             ax.set_yscale('log')
     axes[0][0].set_ylabel(r'$\Phi_m = 1 - \cos(g_A, g_B)$')
     axes[0][-1].legend(fontsize=8, loc='best')
+    if noise:
+        _plot_critical_batch(axes[1], rows, batches, modules, colors)
     fig.suptitle(title or 'Gradient variance per module', fontsize=11)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(out_png)), exist_ok=True)
     fig.savefig(out_png, dpi=dpi)
     plt.close(fig)
     return out_png
+
+
+def _plot_critical_batch(axes, rows: Sequence[dict], batches: List[int],
+                         modules: List[str], colors: Dict[str, str]) -> None:
+    """One panel per batch: each module's running ``B_noise`` (gaps where
+    there is no estimate or it is noise-dominated), the batch dashed."""
+    for ax, batch in zip(axes, batches):
+        for m in modules:
+            points = sorted((r['step'], r['bnoise']) for r in rows
+                            if r['batch'] == batch and r['module'] == m
+                            and r.get('bnoise', 0) > 0)
+            if points:
+                ax.plot(*zip(*points), color=colors[m], lw=1.5, label=m)
+        ax.axhline(batch, color='gray', ls='--', lw=1, label='batch')
+        ax.set_yscale('log')
+        ax.set_xlabel('optimizer step')
+        ax.grid(alpha=0.3, which='both')
+    axes[0].set_ylabel('critical batch $B_{noise}$ (images)')
+    axes[-1].legend(fontsize=8, loc='best')

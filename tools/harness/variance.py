@@ -1,11 +1,12 @@
 """The gradient-variance CSV (``GradientVarianceHook``'s rows): read,
-write, check and summarise it."""
+write, check and summarise it: Phi and the critical batch ``B_noise`` per
+module and batch size."""
 import csv
 import math
 import os
 import os.path as osp
 from collections import defaultdict
-from typing import Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence
 
 from agvm_mm.hooks.gradient_variance_hook import COLUMNS
 
@@ -16,11 +17,14 @@ def modules_of(rows: Sequence[dict]) -> List[str]:
 
 
 def read_rows(path: str) -> List[dict]:
-    """Rows of a gradient-variance CSV, typed."""
+    """Rows of a gradient-variance CSV, typed (the noise columns NaN in a
+    CSV written before they existed)."""
     with open(path, newline='') as f:
         return [dict(batch=int(r['batch']), step=int(r['step']),
                      iteration=int(r['iteration']), module=r['module'],
-                     phi=float(r['phi']), scale=float(r['scale']))
+                     phi=float(r['phi']), scale=float(r['scale']),
+                     **{k: float(r.get(k) or math.nan)
+                        for k in ('gsq', 'trsigma', 'bnoise')})
                 for r in csv.DictReader(f)]
 
 
@@ -52,22 +56,61 @@ def check_rows(rows: Sequence[dict], batch: int, steps: int,
             'are skipped: see the cell log).')
 
 
+def describe_critical_batch(value: float) -> str:
+    """A critical batch as a user reads it: never 0, inf or negative."""
+    if math.isnan(value):
+        return 'not yet'
+    if not value > 0 or math.isinf(value):
+        return 'noise-dominated (>> batch)'
+    return f'{value:.3g}'
+
+
+def critical_batches(rows: Sequence[dict]) -> Dict[int, Dict[str, float]]:
+    """``B_noise`` per batch and module over the last half of its steps:
+    the mean ``tr(Sigma)`` over the mean ``|G|^2``, each averaged on its own
+    (a mean of per-step ratios would be dominated by the steps whose
+    ``|G|^2`` estimate is near 0). NaN without data; ``inf`` where the mean
+    ``|G|^2`` is not positive."""
+    out: Dict[int, Dict[str, float]] = defaultdict(dict)
+    for batch, batch_rows in _by_batch(rows).items():
+        late = _late_steps(batch_rows)
+        for m in modules_of(rows):
+            picked = [r for r in batch_rows if r['module'] == m
+                      and r['step'] in late and math.isfinite(r['gsq'])]
+            if not picked:
+                out[batch][m] = math.nan
+                continue
+            gsq = sum(r['gsq'] for r in picked) / len(picked)
+            trace = sum(r['trsigma'] for r in picked) / len(picked)
+            out[batch][m] = trace / gsq if gsq > 0 else math.inf
+    return dict(out)
+
+
+def _by_batch(rows: Sequence[dict]) -> Dict[int, List[dict]]:
+    by_batch = defaultdict(list)
+    for r in rows:
+        by_batch[r['batch']].append(r)
+    return by_batch
+
+
+def _late_steps(batch_rows: Sequence[dict]) -> set:
+    steps = sorted({r['step'] for r in batch_rows})
+    return set(steps[len(steps) // 2:])
+
+
 def summarize(rows: Sequence[dict], anchor: str = 'backbone') -> str:
     """Mean Phi per module and batch over the last half of each batch's
     measurement steps, with the ratio anchor / module."""
     modules = modules_of(rows)
     anchor = anchor if anchor in modules else modules[0]
-    by_batch = defaultdict(list)
-    for r in rows:
-        by_batch[r['batch']].append(r)
+    by_batch = _by_batch(rows)
     width = max(12, max(len(m) for m in modules) + 2)
     lines = [f'Mean Phi = 1 - cos(g_A, g_B) over the last half of the '
              f'measurement steps; ({anchor} / module) in brackets',
              'batch  steps  ' + ''.join(m.ljust(width + 9) for m in modules)]
     for batch in sorted(by_batch):
         batch_rows = by_batch[batch]
-        steps = sorted({r['step'] for r in batch_rows})
-        late = set(steps[len(steps) // 2:])
+        late = _late_steps(batch_rows)
         means = {}
         for m in modules:
             values = [r['phi'] for r in batch_rows
@@ -79,4 +122,20 @@ def summarize(rows: Sequence[dict], anchor: str = 'backbone') -> str:
             cells.append(f'{means[m]:.4g}'.ljust(width) +
                          f'({ratio:.2f})'.ljust(9))
         lines.append(f'{batch:<7d}{len(late):<7d}' + ''.join(cells))
+    critical = critical_batches(rows)
+    if any(math.isfinite(v) or math.isinf(v)
+           for values in critical.values() for v in values.values()):
+        lines += ['', 'Critical batch B_noise = mean tr(Sigma) / mean |G|^2 '
+                  'over the same steps, in images; (batch / B_noise) in '
+                  'brackets',
+                  'batch  ' + ''.join(m.ljust(width + 9) for m in modules)]
+        for batch in sorted(critical):
+            cells = []
+            for m in modules:
+                value = critical[batch][m]
+                ratio = (f'({batch / value:.2g}x)'
+                         if math.isfinite(value) and value > 0 else '')
+                cells.append(describe_critical_batch(value).ljust(width) +
+                             ratio.ljust(9))
+            lines.append(f'{batch:<7d}' + ''.join(cells))
     return '\n'.join(lines)
