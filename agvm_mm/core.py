@@ -7,7 +7,10 @@ testable alone:
 2. :func:`compute_factors`: variances ``Phi = 1 - cos`` and the running
    factors ``s``;
 3. :func:`scaled_lr`: step any optimizer as if each module's learning rate
-   were multiplied by its factor, then restore.
+   were multiplied by its factor, then restore;
+
+and, from the same moments, each module's critical batch
+(:func:`gradient_noise`, :func:`noise_scale`; docs/algorithm.md §9).
 """
 import math
 from contextlib import contextmanager
