@@ -3,23 +3,20 @@ timed (docs/algorithm.md §3): the operator calls do not grow with the number
 of parameter tensors, and the extra memory is one gradient copy.
 
 Operator calls are counted with torch.profiler on the CPU: the top-level
-ATen calls (a fused foreach call counts once; on the CPU it loops over its
-tensors inside, on a GPU it is a few kernels) that compute something (views
-are free). Memory is the peak of the tensors alive during one accumulation
-cycle, from the profiler's memory timeline.
+ATen calls that compute something (tools/harness/profiling.py). Memory is
+the peak of the tensors allocated during one accumulation cycle, from the
+profiler's allocation events.
 """
-import collections
-
 import pytest
 import torch
 import torch.multiprocessing as mp
 import torch.nn as nn
-from torch.profiler import ProfilerActivity, profile
-from torch.profiler._memory_profiler import Action, MemoryProfile
 
 from agvm_mm import AGVMOptimWrapper
 from agvm_mm.optim.moments import MomentSink
 from tests.toy import run_ranks
+from tools.harness.profiling import (operator_calls, peak_tensor_bytes,
+                                     profiled)
 
 MODULES = ('backbone', 'neck', 'bbox_head')
 
@@ -37,51 +34,6 @@ class Layers(nn.Module):
 
     def forward(self, x):
         return self.bbox_head(self.neck(self.backbone(x))).square().mean()
-
-
-def _is_view(name: str) -> bool:
-    """An ATen operator whose tensor outputs all alias its input (a view:
-    no data is computed or moved)."""
-    packet = getattr(torch.ops.aten, name.split('::')[-1], None)
-    returns = [[r for r in getattr(packet, o)._schema.returns
-                if 'Tensor' in str(r.type)]
-               for o in (packet.overloads() if packet else [])]
-    returns = [r for r in returns if r]
-    return bool(returns) and all(
-        a.alias_info is not None and not a.alias_info.is_write
-        for r in returns for a in r)
-
-
-def operator_calls(prof) -> int:
-    def top_level(event):
-        parent = event.cpu_parent
-        while parent is not None:
-            if parent.name.startswith('aten::'):
-                return False
-            parent = parent.cpu_parent
-        return True
-
-    return sum(1 for e in prof.events() if e.name.startswith('aten::')
-               and top_level(e) and not _is_view(e.name))
-
-
-def peak_bytes(prof) -> int:
-    alive = peak = 0
-    for _, action, _, size in MemoryProfile(
-            prof.profiler.kineto_results).timeline:
-        if action == Action.CREATE:
-            alive += size
-        elif action == Action.DESTROY:
-            alive -= size
-        peak = max(peak, alive)
-    return peak
-
-
-def profiled(fn, memory: bool = False):
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=memory,
-                 record_shapes=memory, with_stack=memory) as prof:
-        fn()
-    return prof
 
 
 #: ``(layers, width)``: 12 and 198 tensors in the same 3 modules, with
@@ -112,7 +64,7 @@ def _one_process(shape, kind, memory=False):
     assert wrapper.agvm_steps == 2
     grad = sum(p.numel() * p.element_size() for p in model.parameters())
     if memory:
-        return peak_bytes(stats), peak_bytes(ordinary), grad
+        return peak_tensor_bytes(stats), peak_tensor_bytes(ordinary), grad
     return operator_calls(stats), operator_calls(ordinary)
 
 
@@ -168,7 +120,7 @@ def _ranks_worker(rank, shape, out):
     assert wrapper.agvm_steps == 2 and wrapper._estimates.hooked
     out[rank] = dict(
         extra_calls=operator_calls(stats) - operator_calls(ordinary),
-        extra_copies=(peak_bytes(stats) - peak_bytes(ordinary)) / sum(
+        extra_copies=(peak_tensor_bytes(stats) - peak_tensor_bytes(ordinary)) / sum(
             p.numel() * p.element_size() for p in model.parameters()))
 
 
