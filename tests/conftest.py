@@ -43,6 +43,17 @@ def run_tool(args, cwd, timeout=900):
     return out
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``cuda`` need a CUDA GPU: skipped without one."""
+    import torch
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason='needs a CUDA GPU (tools/gpu_check.sh)')
+    for item in items:
+        if 'cuda' in item.keywords:
+            item.add_marker(skip)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """A child process that a failed or timed-out test left alive would
     keep pytest from exiting (multiprocessing joins its children at exit):
