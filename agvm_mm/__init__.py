@@ -20,7 +20,7 @@ from .optim import (AGVMAmpOptimWrapper, AGVMConfig, AGVMOptimWrapper,
                     AGVMOptimWrapperConstructor, AGVMOptimWrapperMixin)
 from .partition import partition_modules
 
-__version__ = '0.1.0'
+__version__ = '0.2.0'
 __all__ = [
     'AGVMAmpOptimWrapper', 'AGVMConfig', 'AGVMHook', 'AGVMOptimWrapper',
     'AGVMOptimWrapperConstructor', 'AGVMOptimWrapperMixin', 'compute_factors',
