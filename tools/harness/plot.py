@@ -1,8 +1,8 @@
 """The tools' figures of AGVM's per-module statistics: the main job's
 factors over training (from an mmengine log) and the gradient-variance
 tool's Phi and critical batch per batch size."""
-import math
 import json
+import math
 import os
 import os.path as osp
 from collections import defaultdict
@@ -13,41 +13,48 @@ from .variance import modules_of
 Series = Dict[str, List[Tuple[int, float]]]
 
 
-def read_agvm_scalars(scalars_json: str) -> Tuple[Series, Series]:
-    """``(phi, scale)``: module -> [(iteration, value)] from the local
-    visualizer backend's ``scalars.json`` (one JSON object per line)."""
-    phi: Series = defaultdict(list)
-    scale: Series = defaultdict(list)
+PREFIXES = ('agvm_phi/', 'agvm_scale/', 'agvm_bnoise/')
+
+
+def read_agvm_scalars(scalars_json: str) -> Tuple[Series, Series, Series]:
+    """``(phi, scale, bnoise)``: module -> [(iteration, value)] from the
+    local visualizer backend's ``scalars.json`` (one JSON object per line);
+    NaN critical batches (none yet, or noise-dominated) are left out."""
+    series: Tuple[Series, ...] = tuple(defaultdict(list) for _ in PREFIXES)
     with open(scalars_json) as f:
         for line in f:
             record = json.loads(line)
             step = record.get('step', record.get('iter'))
             for key, value in record.items():
-                for prefix, series in (('agvm_phi/', phi),
-                                       ('agvm_scale/', scale)):
-                    if key.startswith(prefix):
-                        series[key[len(prefix):]].append((step, value))
-    return dict(phi), dict(scale)
+                for prefix, found in zip(PREFIXES, series):
+                    if key.startswith(prefix) and not math.isnan(value):
+                        found[key[len(prefix):]].append((step, value))
+    return tuple(dict(s) for s in series)
 
 
 def plot_agvm(scalars_json: str, out_png: str, title: str = '') -> str:
-    """Two panels: ``Phi_m = 1 - cos`` (log scale) and ``s_m`` per module
-    over training iterations. Returns ``out_png``."""
+    """Panels over training iterations, one line per module: ``Phi_m = 1 -
+    cos`` (log scale), ``s_m`` and, where logged, the critical batch
+    ``B_noise`` (log scale). Returns ``out_png``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    phi, scale = read_agvm_scalars(scalars_json)
+    phi, scale, bnoise = read_agvm_scalars(scalars_json)
     if not phi:
         raise ValueError(f'{scalars_json} holds no agvm_phi/* scalars: was '
                          'AGVMHook in custom_hooks?')
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-    for name, points in phi.items():
-        axes[0].plot(*zip(*points), label=name)
-    for name, points in scale.items():
-        axes[1].plot(*zip(*points), label=name)
-    axes[0].set(yscale='log', ylabel='gradient variance  1 - cos(g_A, g_B)',
-                xlabel='iteration')
-    axes[1].set(ylabel='AGVM factor s_m (lr multiplier)', xlabel='iteration')
+    panels = [(phi, dict(yscale='log', ylabel='gradient variance  '
+                         '1 - cos(g_A, g_B)')),
+              (scale, dict(ylabel='AGVM factor s_m (lr multiplier)'))]
+    if bnoise:
+        panels.append((bnoise, dict(yscale='log', ylabel='critical batch '
+                                    'B_noise (images)')))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4),
+                             sharex=True)
+    for ax, (series, style) in zip(axes, panels):
+        for name, points in series.items():
+            ax.plot(*zip(*points), label=name)
+        ax.set(xlabel='iteration', **style)
     axes[1].axhline(1.0, color='gray', lw=0.5)
     axes[1].legend(fontsize=8)
     fig.suptitle(title or 'AGVM per-module statistics')
