@@ -108,12 +108,14 @@ def judge(values: Dict[int, float]) -> Tuple[str, str]:
 
 
 def write_report(results: Dict[str, Dict[int, Dict[str, float]]],
-                 out: str, steps: int) -> str:
+                 out: str, steps: int, checkpoint: str) -> str:
     lines = ['# Critical batch per module on the shapes data', '',
              'Written by `python tools/benchmark_critical_batch.py` (its '
              'docstring has the setup and the rule for reading the table, '
              f'fixed before the runs); {steps} optimizer steps per batch, '
-             'B_noise over the last half of them, in images.', '']
+             'B_noise over the last half of them, in images. The pretrained '
+             f'backbone: {checkpoint} (sha256 prefix, held-out accuracy %).',
+             '']
     verdict_rows = []
     for key, by_batch in results.items():
         family, backbone = key.split('-')
@@ -183,7 +185,10 @@ def main() -> None:
     with open(osp.join(args.out, 'critical_batch.json'), 'w') as f:
         json.dump({k: {str(b): v for b, v in by.items()}
                    for k, by in results.items()}, f, indent=1)
-    verdict = write_report(results, args.out, args.steps)
+    from tools.benchmark_paper_regime import checkpoint_id
+    verdict = write_report(results, args.out, args.steps,
+                           checkpoint_id(CHECKPOINT)
+                           if osp.exists(CHECKPOINT) else 'missing')
     print(open(osp.join(args.out, 'critical_batch.md')).read())
     print(f'verdict: {verdict}')
 
