@@ -144,19 +144,20 @@ class RankHalves(GradientEstimates):
             return
         other = [getattr(h, '__qualname__', repr(h))
                  for h, _ in getattr(model, '_comm_hooks', [])]
-        try:
-            if other:
-                raise RuntimeError('a communication hook is registered')
-            model.register_comm_hook(self, agvm_comm_hook)
-            self.hooked = True
-        except RuntimeError:  # one hook per DDP model, e.g. a builtin one
-            print_log(
-                f'AGVM: model_wrapper_cfg: the DDP model already has a '
-                f'communication hook ({", ".join(other) or "builtin"}). AGVM '
-                'composes with it: ordinary steps keep it; on statistics '
-                'steps DDP\'s reduction (and so the hook) is skipped and AGVM '
-                'reduces the full-precision gradients after backward.',
-                'current', logging.WARNING)
+        if not other:
+            try:
+                model.register_comm_hook(self, agvm_comm_hook)
+                self.hooked = True
+                return
+            except RuntimeError:  # one hook per model: a builtin one is in
+                other = ['a builtin one']  # place (not in _comm_hooks)
+        print_log(
+            f'AGVM: model_wrapper_cfg: the DDP model already has a '
+            f'communication hook ({", ".join(other)}). AGVM composes with '
+            'it: ordinary steps keep it; on statistics steps DDP\'s '
+            'reduction (and so the hook) is skipped and AGVM reduces the '
+            'full-precision gradients after backward.', 'current',
+            logging.WARNING)
 
     def halves(self, size: int) -> Tuple[Mixing, Tuple[float, float]]:
         n_a = self.world // 2
@@ -194,13 +195,9 @@ class RankHalves(GradientEstimates):
         for p in params:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)
-        futures = []
-        for bucket in _buckets(params):
+        for bucket in _buckets(params):  # one at a time: bounded memory
             flat = torch.cat([p.grad.reshape(-1) for p in bucket])
-            futures.append((bucket, flat, self.reduce_bucket(
-                flat, bucket, self.sink)))
-        for bucket, flat, future in futures:
-            future.wait()
+            self.reduce_bucket(flat, bucket, self.sink).wait()
             torch._foreach_copy_([p.grad for p in bucket], [
                 v.view_as(p) for v, p in zip(flat.split(
                     [p.numel() for p in bucket]), bucket)])
