@@ -7,6 +7,12 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # `make test` runs two workers on a 2-core machine: one torch thread
+    # each, not two each fighting over the cores
+    import torch
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(scope='session')
 def shapes_cwd(tmp_path_factory):

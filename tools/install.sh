@@ -59,7 +59,7 @@ if ! "$py" -c "import mmcv.ops" 2>/dev/null; then
   mmcv_pid=$!
 fi
 $pip install -q mmengine==0.10.7 mmdet==3.3.0 mmsegmentation==1.2.2 ftfy regex \
-  pycocotools matplotlib tensorboard pytest pytest-timeout \
+  pycocotools matplotlib tensorboard pytest pytest-timeout pytest-xdist \
   addict numpy packaging Pillow pyyaml yapf opencv-python
 # timm without its dependencies: they include torchvision, whose PyPI build
 # replaces a CPU torch by a CUDA one. agvm_mm loads only timm's optimizer
