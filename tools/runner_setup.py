@@ -156,7 +156,12 @@ def build_runner(cfg: Config):
 
 def shutdown() -> None:
     """Destroy the process group before exit: gloo's threads left running at
-    interpreter exit can abort the process after the job has finished."""
+    interpreter exit can abort the process after the job has finished. The
+    runner should be gone by then: a DDP model left for the interpreter's
+    exit would free its reducer (with AGVM's communication hook) and the
+    process group in an arbitrary order."""
+    import gc
+    gc.collect()  # the runner's cycles: the DDP model and its reducer
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
