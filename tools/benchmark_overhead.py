@@ -22,7 +22,9 @@ default, a GPU-sized step). Both train on the built-in shapes data, resized
 to ``--img-size``. Prints, for each of ``--runs`` runs of ``--rounds``
 rounds and as their median [min, max]: the plain step, AGVM's ordinary and
 statistics steps, the statistics step over the plain step, the mean
-step-time ratio over whole intervals, the time of the statistics alone
+step-time ratio over whole intervals (an AGVM interval's time over the
+plain interval's beside it, the median of the rounds: a round disturbed by
+the machine does not decide it), the time of the statistics alone
 (statistics step minus AGVM's ordinary step), and the extra peak memory of
 a statistics interval in gradient copies (CUDA: allocated memory; CPU: the
 tensors allocated, from the profiler's allocation events).
@@ -161,19 +163,18 @@ def measure(pair, data, args) -> Dict[str, float]:
     for _ in range(args.rounds):
         plain_t.append(block(plain_model, plain))
         agvm_t.append(block(agvm_model, agvm))
-    local = torch.tensor([sum(map(sum, plain_t)), sum(map(sum, agvm_t)),
-                          statistics.median(t for b in plain_t for t in b),
-                          statistics.median(t for b in agvm_t
-                                            for t in b[1:]),
-                          statistics.median(b[0] for b in agvm_t)],
-                         dtype=torch.float64)
+    # per round, the AGVM interval's time over the plain one's beside it
+    local = torch.tensor([[sum(a) / sum(p) for a, p in zip(agvm_t, plain_t)],
+                          [statistics.median(b) for b in plain_t],
+                          [statistics.median(b[1:]) for b in agvm_t],
+                          [b[0] for b in agvm_t]], dtype=torch.float64)
     if dist.is_initialized():
         dist.all_reduce(local)
         local /= dist.get_world_size()
-    plain_sum, agvm_sum, plain_step, ordinary, stats = local.tolist()
+    rounds, plain_step, ordinary, stats = (
+        statistics.median(row) for row in local.tolist())
     return dict(plain=plain_step, ordinary=ordinary, stats=stats,
-                ratio=stats / plain_step, mean=agvm_sum / plain_sum,
-                alone=stats - ordinary)
+                ratio=stats / plain_step, mean=rounds, alone=stats - ordinary)
 
 
 def worker(rank: int, world: int, port: int, args) -> None:
