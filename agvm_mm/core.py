@@ -157,11 +157,14 @@ def compute_factors(stats: Tensor,
     return phi, valid, new_scales.to(scales.dtype)
 
 
-def gradient_noise(stats: Tensor, shares: Tuple[float, float]) -> Tensor:
+def gradient_noise(stats: Tensor, shares: Tuple[float, float],
+                   samples: float = 1.0) -> Tensor:
     """Per module, one step's unbiased estimates of ``|G|^2``, the squared
-    true gradient, and of ``tr(Sigma) / B``, the trace of the per-sample
-    gradient covariance over the global batch ``B`` (McCandlish et al. 2018,
-    appendix A; docs/algorithm.md §9).
+    true gradient, and of ``tr(Sigma)``, the trace of the per-sample
+    gradient covariance, for a global batch of ``samples`` (McCandlish et
+    al. 2018, appendix A; docs/algorithm.md §9). With the default
+    ``samples=1`` the second is ``tr(Sigma) / B``, what a caller that does
+    not know the batch can keep.
 
     The two halves' mean gradients ``g_A``, ``g_B`` are independent, from the
     shares ``f_A``, ``f_B`` of the batch: ``E<g_A, g_B> = |G|^2`` and
@@ -172,13 +175,15 @@ def gradient_noise(stats: Tensor, shares: Tuple[float, float]) -> Tensor:
         stats (Tensor): ``(M, 3)`` raw (not preconditioned) moments
             ``[<g_A, g_B>, |g_A|^2, |g_B|^2]`` per module.
         shares (tuple[float, float]): ``(f_A, f_B)``, summing to 1.
+        samples (float): The global batch ``B``, in samples.
 
     Returns:
-        Tensor: float64 ``(M, 2)``, ``[|G|^2, tr(Sigma) / B]`` per module.
+        Tensor: float64 ``(M, 2)``, ``[|G|^2, tr(Sigma) / B * samples]`` per
+        module.
     """
     ab, aa, bb = stats.double().unbind(-1)
     f_a, f_b = shares
-    return torch.stack([ab, f_a * f_b * (aa + bb - 2 * ab)], -1)
+    return torch.stack([ab, samples * f_a * f_b * (aa + bb - 2 * ab)], -1)
 
 
 def noise_scale(averages: Tensor, samples: float) -> Tensor:

@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from agvm_mm.core import (compute_factors, mix_moments, pair_moments,
-                          precondition, scaled_lr)
+from agvm_mm.core import (compute_factors, gradient_noise, mix_moments,
+                          noise_scale, pair_moments, precondition, scaled_lr)
 
 
 def test_precondition_formula():
@@ -191,3 +191,19 @@ def test_scaled_lr_copies_back_group_keys():
             opt.step()
     assert opt.param_groups[0]['step'] == 2
     assert opt.param_groups[0]['lr'] == 0.1
+
+
+def test_gradient_noise_and_noise_scale():
+    """Equal halves with |g_A|^2 = |g_B|^2 = 2 and <g_A, g_B> = 1:
+    |G|^2 = 1 and tr(Sigma) = B |g_A - g_B|^2 / 4 = B * 2 / 4; the noise
+    scale is their ratio, absent (NaN) without averages, inf where the
+    |G|^2 average is not positive."""
+    stats = torch.tensor([[1.0, 2.0, 2.0], [-1.0, 2.0, 2.0]])
+    terms = gradient_noise(stats, (0.5, 0.5), samples=32)
+    assert terms[0].tolist() == pytest.approx([1.0, 32 * 2.0 / 4])
+    per_batch = gradient_noise(stats, (0.5, 0.5))  # tr(Sigma) / B
+    assert per_batch[0].tolist() == pytest.approx([1.0, 0.5])
+    averages = torch.cat([per_batch, torch.full((1, 2), math.nan)])
+    scale = noise_scale(averages, 32).tolist()
+    assert scale[0] == pytest.approx(16.0)
+    assert math.isinf(scale[1]) and math.isnan(scale[2])
