@@ -1,6 +1,5 @@
 """AGVM optimizer wrapper: a mixin over mmengine's ``OptimWrapper``."""
 import logging
-import math
 from contextlib import contextmanager, nullcontext
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -12,9 +11,10 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import OPTIM_WRAPPERS
 from torch import Tensor
 
-from ..core import compute_factors, gradient_noise, noise_scale, scaled_lr
+from ..core import compute_factors, scaled_lr
 from ..partition import check_partition, partition_modules
 from .agvm_config import AGVMConfig
+from .critical_batch import CriticalBatch
 from .estimates import build_estimates
 from .moments import MomentSink, chunk_size
 
@@ -80,11 +80,8 @@ class AGVMOptimWrapperMixin:
         self._order: Dict[int, int] = {}  # id(param) -> position, in order
         self._scales: Dict[str, float] = {}
         self._variances: Dict[str, float] = {}
-        # per module: running averages of |G|^2 and tr(Sigma) / B, and the
-        # EMA's weight (docs/algorithm.md §9); the last step's estimates
-        self._noise: Dict[str, List[float]] = {}
-        self._last_noise: Dict[str, Tuple[float, float]] = {}
-        self._shares = (0.5, 0.5)
+        self._critical = CriticalBatch(self.agvm_cfg.momentum)  # §9
+        self._shares = (0.5, 0.5)  # of the halves of the coming step
         self._agvm_steps = 0
         self._announced = False  # the partition is logged once per run
         # set by load_state_dict when a mid-accumulation checkpoint brought
@@ -113,7 +110,7 @@ class AGVMOptimWrapperMixin:
         step: one step's estimates of the squared true gradient and of the
         per-sample gradient covariance's trace over the global batch ``B``,
         from the raw gradients whatever the rule (docs/algorithm.md §9)."""
-        return dict(self._last_noise)
+        return dict(self._critical.last)
 
     def agvm_noise_scale(self, samples_per_step: float) -> Dict[str, float]:
         """Each module's simple noise scale ``B_noise`` (its critical batch,
@@ -134,13 +131,7 @@ class AGVMOptimWrapperMixin:
             >>> wrapper.agvm_noise_scale(samples_per_step=16 * 8)
             {'backbone': 17.2, 'neck': 5.1, 'bbox_head': 9.8}
         """
-        averages = torch.tensor(
-            [[n[0] / n[2], n[1] / n[2]] if n[2] > 0 else [math.nan] * 2
-             for n in (self._noise.get(m, (0.0, 0.0, 0.0))
-                       for m in self._modules)], dtype=torch.float64)
-        return dict(zip(self._modules,
-                        noise_scale(averages.view(-1, 2),
-                                    samples_per_step).tolist()))
+        return self._critical.scale(self._modules, samples_per_step)
 
     @property
     def agvm_rule(self) -> str:
@@ -267,7 +258,7 @@ class AGVMOptimWrapperMixin:
         state['agvm'] = dict(
             scales=self.agvm_scales if self._modules else dict(self._scales),
             variances=dict(self._variances),
-            noise={m: list(v) for m, v in self._noise.items()},
+            noise={m: list(v) for m, v in self._critical.averages.items()},
             steps=self._agvm_steps)
         pending = (self._estimates.pending_state(self._params())
                    if self._inner_count % self._accumulative_counts else None)
@@ -281,8 +272,8 @@ class AGVMOptimWrapperMixin:
         if agvm is not None:
             self._scales.update(agvm['scales'])
             self._variances = dict(agvm['variances'])
-            self._noise = {m: list(v)
-                           for m, v in agvm.get('noise', {}).items()}
+            self._critical.averages = {
+                m: list(v) for m, v in agvm.get('noise', {}).items()}
             self._agvm_steps = int(agvm['steps'])
             pending = agvm.get('pending')
             if pending is not None and self._estimates.load_pending(
@@ -377,25 +368,8 @@ class AGVMOptimWrapperMixin:
         # a module without a usable gradient this step keeps its last Phi
         self._variances.update((m, float(v)) for m, v, ok in zip(
             self._modules, phi.tolist(), valid.tolist()) if ok)
-        self._update_noise(stats[:, 3:])
+        self._critical.update(self._modules, stats[:, 3:], self._shares)
         self._agvm_steps += 1
-
-    def _update_noise(self, raw: Tensor) -> None:
-        """Running averages (bias-corrected EMAs with the factors' momentum)
-        of each module's ``|G|^2`` and ``tr(Sigma) / B`` estimates, each on
-        its own (docs/algorithm.md §9)."""
-        beta = self.agvm_cfg.momentum
-        usable = (raw[:, 1] > 0) & (raw[:, 2] > 0)
-        self._last_noise = {}
-        for m, (gsq, trace), ok in zip(
-                self._modules, gradient_noise(raw, self._shares).tolist(),
-                usable.tolist()):
-            if not ok:
-                continue
-            self._last_noise[m] = (gsq, trace)
-            old = self._noise.get(m, (0.0, 0.0, 0.0))
-            self._noise[m] = [beta * o + (1.0 - beta) * v
-                              for o, v in zip(old, (gsq, trace, 1.0))]
 
 
 def _check_adam_groups(optimizer: torch.optim.Optimizer) -> None:
