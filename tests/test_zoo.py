@@ -20,7 +20,7 @@ from agvm_mm.partition import (default_modules, module_contents,
 from tests.conftest import ROOT, run_tool
 from tools.check import (CUDA_ONLY_STATUS, KEEP_FORM, Report, agvm_window,
                          dropped_hooks)
-from tools.check.report import _inputs_it_needs, cuda_only_op
+from tools.check.retry import cuda_only_op, inputs_it_needs
 from tools.zoo_check import SWITCH, ZOO, Entry, Outcome, judge
 
 ENTRIES = {e.name: e for e in ZOO}
@@ -199,11 +199,11 @@ def test_cuda_only_and_real_problems():
     # only inputs too small for the model are retried
     cfg = Config(dict(model=dict(num_queries=900)))
     bn = ValueError('Expected more than 1 value per channel when training')
-    assert _inputs_it_needs(cfg, bn, 64, 1)[:2] == (64, 2)
-    assert _inputs_it_needs(cfg, bn, 64, 2) is None
+    assert inputs_it_needs(cfg, bn, 64, 1)[:2] == (64, 2)
+    assert inputs_it_needs(cfg, bn, 64, 2) is None
     topk = RuntimeError('selected index k out of range')
-    assert _inputs_it_needs(cfg, topk, 64, 1)[:2] == (256, 1)
-    assert _inputs_it_needs(cfg, KeyError('model.foo'), 64, 1) is None
+    assert inputs_it_needs(cfg, topk, 64, 1)[:2] == (256, 1)
+    assert inputs_it_needs(cfg, KeyError('model.foo'), 64, 1) is None
     # the zoo counts a differing partition as a failure
     outcome = judge(Outcome(ENTRIES['detr'], 0, 1.0, (
         "Modules (anchor 'backbone'), trainable parameters\n"

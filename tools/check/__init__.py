@@ -11,7 +11,8 @@ the module partition, the frozen parameters, the anchor, the variance rule,
 the window, Phi and s per module for every step and each problem found with
 the config key to change (among them custom hooks the config dropped from
 its base, :mod:`.hooks`). Inputs too small for the model are retried once
-with ones that fit; a model needing a CUDA-only op is reported as such.
+with ones that fit; a model needing a CUDA-only op is reported as such
+(:mod:`.retry`).
 """
 from .build import (check_data_root, detect_task, make_check_config,
                     shapes_pipeline)

@@ -2,7 +2,6 @@
 rule, the window, Phi and s of every check step, and the problems."""
 import itertools
 import math
-import re
 import tempfile
 import traceback
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from tools.harness.variance import describe_critical_batch
 from tools.runner_setup import build_runner
 from .build import detect_task, make_check_config
 from .hooks import dropped_hooks
+from .retry import cuda_only_op, inputs_it_needs, message_of
 from .window import Window, agvm_window, type_name
 
 # wrappers the check runs as AGVMOptimWrapper (fp32: no GPU here)
@@ -28,10 +28,6 @@ KNOWN_WRAPPERS = ('OptimWrapper', 'AmpOptimWrapper', 'AGVMOptimWrapper',
 _RUNS = itertools.count()
 # exit status of tools/check_config.py when the check steps need CUDA
 CUDA_ONLY_STATUS = 3
-# how mmcv (and torch) say an op has no CPU kernel
-CUDA_ONLY = (re.compile(r'(\w+?)(?:_forward|_backward)?_impl: implementation '
-                        r'for device cpu not found'),
-             re.compile(r'(\w+) is not compiled with GPU support'))
 
 
 class StatisticsRecorder(Hook):
@@ -227,23 +223,6 @@ def _check_statistics(report: Report, recorder: StatisticsRecorder,
             'Freeze them or leave them out of the modules.')
 
 
-def cuda_only_op(message: str) -> Optional[str]:
-    """The op an error says has no CPU kernel, or None."""
-    return next((m.group(1) for m in (p.search(message) for p in CUDA_ONLY)
-                 if m), None)
-
-
-def _message(error: Exception, limit: Optional[int] = None) -> str:
-    """The error's text; its first line, cut at ``limit`` characters, when
-    a limit is given."""
-    message = str(error).strip('"')
-    if limit is None:
-        return message
-    line = message.strip().split('\n')[0]
-    return line if len(line) <= limit else line[:limit] + '...'
-
-
-
 def _try(report: Report, cfg: Config, data_root: str,
          work_dir: Optional[str], steps: int, img_size: int,
          batch_size: int) -> Tuple[object, StatisticsRecorder,
@@ -271,32 +250,6 @@ def _try(report: Report, cfg: Config, data_root: str,
         except Exception as error:  # reported, with the key when it has one
             return runner, recorder, error, traceback.format_exc(limit=-3)
     return runner, recorder, None, ''
-
-
-def _inputs_it_needs(cfg: Config, error: Optional[Exception], img_size: int,
-                     batch_size: int) -> Optional[Tuple[int, int, str]]:
-    """Image size and batch for one retry when the check's inputs were too
-    small for the model (not a problem of the config), and why; None when
-    the error is something else.
-
-    - A head that pools to 1x1 (PSP, UPerNet, ASPP) followed by BN needs
-      two images per micro-batch.
-    - DINO-type two-stage DETRs take the top-k (k = num_queries) of the
-      encoder's tokens; the finest level they read has stride 8, so a
-      side of 8 * sqrt(num_queries) gives enough of them.
-    """
-    message = '' if error is None else _message(error)
-    if 'more than 1 value per channel' in message and batch_size < 2:
-        return img_size, 2, ('a BN layer after a head that pools to 1x1 '
-                             'needs two images per micro-batch')
-    queries = (cfg.get('model') or {}).get('num_queries')
-    if 'selected index k out of range' in message and queries:
-        size = 32 * math.ceil(8 * math.sqrt(queries) / 32)
-        if size > img_size:
-            return size, batch_size, (
-                f'{queries} queries take the top-k of the encoder tokens, '
-                f'and {img_size} px images give fewer than {queries}')
-    return None
 
 
 def real_global_batch(cfg: Config, given: Optional[int] = None
@@ -370,23 +323,23 @@ def check_config(cfg: Config, name: str, data_root: str,
     report.task = detect_task(cfg)
     runner, recorder, error, trace = _try(
         report, cfg, data_root, work_dir, steps, img_size, batch_size)
-    retry = _inputs_it_needs(cfg, error, img_size, batch_size)
+    retry = inputs_it_needs(cfg, error, img_size, batch_size)
     if retry is not None:
         size, batch, why = retry
         report.notes.append(
             f'Retried with --img-size {size} --batch-size {batch}: {why} '
             f'(the first try, at {img_size} px x {batch_size} image(s), '
-            f'failed: {type(error).__name__}: {_message(error, 160)}).')
+            f'failed: {type(error).__name__}: {message_of(error, 160)}).')
         runner, recorder, error, trace = _try(
             report, cfg, data_root, work_dir, steps, size, batch)
     if error is not None:
-        message = _message(error)
+        message = message_of(error)
         op = cuda_only_op(message)
         if op is not None:
             report.cuda_only = f'CUDA only: {op}'
             report.notes.append(
                 f'The model needs the op {op!r}, which has no CPU kernel '
-                f'here ({_message(error, 160)}): the check steps did not run. '
+                f'here ({message_of(error, 160)}): the check steps did not run. '
                 'The '
                 'partition and the window above are checked; check Phi and s '
                 'on a GPU machine.')
