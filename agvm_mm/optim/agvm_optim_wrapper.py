@@ -173,7 +173,7 @@ class AGVMOptimWrapperMixin:
                   for p in params if id(p) in stepped]
         self._module_of = {id(p): i for i, p in layout}
         self._order = {id(p): k for k, (_, p) in enumerate(layout)}
-        self._estimates.set_layout([p for _, p in layout], self._module_of)
+        self._estimates.set_layout([p for _, p in layout])
         self._scales = {m: self._scales.get(m, 1.0) for m in self._modules}
 
     # ------------------------------------------------ mmengine interface

@@ -37,7 +37,6 @@ class GradientEstimates:
     def __init__(self) -> None:
         self.sink: Optional[MomentSink] = None
         self.params: List[nn.Parameter] = []
-        self.module_of: Dict[int, int] = {}
 
     def describe(self) -> str:
         """Where the estimates come from, for the log."""
@@ -47,11 +46,10 @@ class GradientEstimates:
         """Called once, before the first backward, with the model as the
         runner trains it; refuses a model this source cannot work with."""
 
-    def set_layout(self, params: List[nn.Parameter],
-                   module_of: Dict[int, int]) -> None:
-        """The AGVM parameters in module order and ``id(param) -> module``
-        (set when the wrapper binds its partition)."""
-        self.params, self.module_of = params, module_of
+    def set_layout(self, params: List[nn.Parameter]) -> None:
+        """The AGVM parameters in module order (set when the wrapper binds
+        its partition): the layout of the flat vectors."""
+        self.params = params
 
     def can_take_statistics(self, size: int) -> bool:
         """Whether a cycle of ``size`` micro-batches gives two estimates."""
