@@ -1,0 +1,168 @@
+"""Worst-case rounding bounds of AGVM's fused statistics, for the tests.
+
+Given the float32 gradients that went into one statistics step (each
+rank's, or each accumulated micro-batch's) and the optimizer's
+``exp_avg_sq``, :func:`fused_phi_bound` returns a module's Phi computed in
+float64 from them and a bound on how far the float32 path of agvm_mm
+(docs/algorithm.md §2-3) may lie from it. The bound follows the arithmetic
+(Higham, *Accuracy and Stability of Numerical Algorithms*, ch. 2-4) with the
+unit roundoff ``u = 2^-24`` and ``gamma(n) = n u / (1 - n u)``, element by
+element, so it holds on any CPU, BLAS, summation order or thread count:
+
+1. The two vectors the source hands the sink. Ranks: ``x = fl(sum g_r / W)``
+   and ``y = fl(sum ±g_r / W)``, one division and ``W - 1`` additions in any
+   order: ``|dx|, |dy| <= gamma(W) sum |g_r| / W``. One process: ``x``, half
+   A's sum, and ``y``, the total, accumulated one micro-batch at a time:
+   ``gamma(K/2 - 1) sum_A |g_j|`` and ``gamma(K - 1) sum |g_j|``.
+2. The halves ``a = p x + q y``, ``b = r x + s y``: the SGD rule mixes exact
+   float64 moments (no rounding of its own); the Adam rule forms them in
+   float32, two more roundings: ``+ gamma(2) (|p x| + |q y|)``.
+3. The Adam rule's ``u = g / (sqrt(beta2 v + (1 - beta2) g^2) + eps)``
+   (:func:`agvm_mm.core.precondition`): its slope in ``g`` is
+   ``(beta2 v / s + eps) / (s + eps)^2`` (``s`` the root), largest at the
+   smallest ``|g|`` (up to ``1 / eps`` at ``g = v = 0``), so an error ``dg``
+   moves ``u`` by at most the slope at ``max(|g| - dg, 0)`` times ``dg``;
+   computing it rounds 8 times at most (a square, two products, a sum, a
+   root, ``+ eps``, a division, and ``1 - beta2``): ``+ gamma(8) |u|``.
+4. Phi of perturbed vectors: a vector perturbed by a relative ``e`` (in
+   norm) turns by at most ``asin(e)``, so the angle between the halves
+   moves by at most ``D = asin(e_A) + asin(e_B)`` and ``1 - cos`` by at most
+   ``sin(theta) D + D^2 / 2``. Near ``Phi = 0`` this is ``sqrt(2 Phi) D``:
+   the relative error grows as ``1 / sqrt(Phi)`` (the cancellation of
+   ``1 - cos``), which is why no fixed relative tolerance is right.
+5. ``<a, b>`` by polarization (:func:`agvm_mm.core.pair_moments`) takes
+   ``|z|^2`` of a ``z`` rounded in float32 (two roundings for the SGD rule's
+   ``alpha x + beta y``, one for the Adam rule's ``u_A - u_B``): the error of
+   ``|z|^2`` times Phi's derivative in ``|z|^2``.
+6. The float64 parts (norms of ``n`` elements, the 2x2 mixing, one cosine):
+   ``64 n`` float64 roundings of the largest magnitude involved.
+
+Terms 1-5 are first order in the relative errors; :func:`fused_phi_bound`
+asserts these are below 1e-3, so the neglected second-order terms stay
+below 0.1 % of the bound, and it returns the bound times 1.01.
+"""
+import math
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+U = 2.0**-24  # float32 unit roundoff
+U64 = 2.0**-53
+
+
+def gamma(n: int) -> float:
+    return n * U / (1 - n * U)
+
+
+def _halves(grads: Tensor, ranks: bool):
+    """``x``, ``y``, their error bounds and the mixing of a source."""
+    count = grads.shape[0]
+    n_a, n_b = count // 2, count - count // 2
+    if ranks:
+        sign = torch.tensor([1.0] * n_a + [-1.0] * n_b,
+                            dtype=grads.dtype)[:, None]
+        x, y = grads.sum(0) / count, (sign * grads).sum(0) / count
+        ex = ey = gamma(count) * grads.abs().sum(0) / count
+        c_a, c_b = count / (2 * n_a), count / (2 * n_b)
+        return x, y, ex, ey, ((c_a, c_a), (c_b, -c_b))
+    x, y = grads[:n_a].sum(0), grads.sum(0)
+    ex = gamma(n_a - 1) * grads[:n_a].abs().sum(0)
+    ey = gamma(count - 1) * grads.abs().sum(0)
+    return x, y, ex, ey, ((count / n_a, 0.0), (-count / n_b, count / n_b))
+
+
+def _phi(ua: Tensor, ub: Tensor) -> float:
+    return 1.0 - float(ua @ ub) / (float(ua.norm()) * float(ub.norm()))
+
+
+def _angle_term(phi: float, e_a: float, e_b: float) -> float:
+    assert max(e_a, e_b) < 1e-3, (e_a, e_b)  # first order is then enough
+    turn = math.asin(e_a) + math.asin(e_b)
+    sin = math.sqrt(max(0.0, 1.0 - (1.0 - phi)**2))
+    return sin * turn + turn * turn / 2
+
+
+def fused_phi_bound(grads: Sequence[Tensor],
+                    ranks: bool,
+                    adam: Optional[Tuple[Optional[Tensor], float,
+                                         float]] = None
+                    ) -> Tuple[float, float]:
+    """``(Phi, bound)`` of one module: Phi in float64 from ``grads`` and the
+    largest ``|Phi_agvm_mm - Phi|`` the float32 path can give (the module
+    docstring derives it).
+
+    Args:
+        grads: One flat float32 gradient of the module per contributor: the
+            ranks in rank order (``ranks=True``, half A the first ``W // 2``)
+            or the accumulated micro-batches in order (half A the first
+            ``K // 2``), each as the backward computed it.
+        ranks: Which of the two sources of docs/algorithm.md §2.
+        adam: ``(exp_avg_sq or None, beta2, eps)`` for the Adam rule; None
+            for the SGD rule.
+    """
+    g = torch.stack([t.reshape(-1) for t in grads]).double()
+    n = g.shape[1]
+    x, y, ex, ey, ((p, q), (r, s)) = _halves(g, ranks)
+    a, b = p * x + q * y, r * x + s * y
+    if adam is None:
+        da, db = abs(p) * ex + abs(q) * ey, abs(r) * ex + abs(s) * ey
+        phi = _phi(a, b)
+        e_a, e_b = float(da.norm() / a.norm()), float(db.norm() / b.norm())
+        alpha, beta = (p - r, q - s) if (p - r) * (q - s) else (p, q)
+        dz = abs(alpha) * ex + abs(beta) * ey  # z's share of (dx, dy)
+        z_rounding = gamma(2) * (abs(alpha) * (x.abs() + ex) +
+                                 abs(beta) * (y.abs() + ey))
+        z = alpha * x + beta * y
+        z_norm = float(z.norm() + dz.norm())  # >= |z| of (x + dx, y + dy)
+        dzz = 2 * z_norm * float(z_rounding.norm()) + float(
+            z_rounding.norm())**2
+        # Phi as a function of |z|^2 through the polarization and mixing
+        xx, yy, zz = float(x @ x), float(y @ y), float(z @ z)
+        xy = (zz - alpha**2 * xx - beta**2 * yy) / (2 * alpha * beta)
+        aa = p * p * xx + 2 * p * q * xy + q * q * yy
+        bb = r * r * xx + 2 * r * s * xy + s * s * yy
+        ab = p * r * xx + (p * s + q * r) * xy + q * s * yy
+        d_aa, d_bb = p * q / (alpha * beta), r * s / (alpha * beta)
+        d_ab = (p * s + q * r) / (2 * alpha * beta)
+        slope = abs(-d_ab / math.sqrt(aa * bb) + ab * (d_aa * bb + aa * d_bb) /
+                    (2 * (aa * bb)**1.5))
+        z_term = slope * dzz
+        scale = (abs(p) + abs(q)) * (abs(r) + abs(s)) * (
+            1 + (alpha**2 + beta**2) / abs(alpha * beta)) * max(
+                xx, yy, z_norm**2) / math.sqrt(aa * bb)
+    else:
+        v, beta2, eps = adam
+        v = torch.zeros_like(a) if v is None else beta2 * v.reshape(-1).double()
+
+        def precondition(t: Tensor) -> Tensor:
+            return t / ((v + (1 - beta2) * t * t).sqrt() + eps)
+
+        def steepest(t: Tensor) -> Tensor:  # the slope at |t|, t >= 0
+            root = (v + (1 - beta2) * t * t).sqrt()
+            ratio = torch.where(v > 0, v / root.clamp_min(1e-300),
+                                torch.zeros_like(v))
+            return (ratio + eps) / (root + eps)**2
+
+        def rounded(t: Tensor, dt: Tensor) -> Tuple[Tensor, Tensor]:
+            u = precondition(t)
+            moved = steepest((t.abs() - dt).clamp_min(0)) * dt
+            return u, moved + gamma(8) * (u.abs() + moved)
+
+        da = (abs(p) * ex + abs(q) * ey + gamma(2) *
+              (abs(p) * (x.abs() + ex) + abs(q) * (y.abs() + ey)))
+        db = (abs(r) * ex + abs(s) * ey + gamma(2) *
+              (abs(r) * (x.abs() + ex) + abs(s) * (y.abs() + ey)))
+        (ua, dua), (ub, dub) = rounded(a, da), rounded(b, db)
+        phi = _phi(ua, ub)
+        e_a = float(dua.norm() / ua.norm())
+        e_b = float(dub.norm() / ub.norm())
+        # zz = |fl(u_A - u_B)|^2 within (1 +- u)^2; Phi's slope in it is
+        # 1 / (2 |u_A| |u_B|)
+        diff = float((ua - ub).norm() + dua.norm() + dub.norm())
+        z_term = ((1 + U)**2 - 1) * diff**2 / (
+            2 * float(ua.norm()) * (1 - e_a) * float(ub.norm()) * (1 - e_b))
+        scale = (float(ua @ ua) + float(ub @ ub) + diff**2) / float(
+            ua.norm() * ub.norm())
+    bound = _angle_term(phi, e_a, e_b) + z_term + 64 * n * U64 * scale
+    return phi, 1.01 * bound
