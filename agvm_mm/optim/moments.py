@@ -33,6 +33,9 @@ def chunk_size(numel: int) -> int:
     """Elements per preconditioned chunk for a gradient of ``numel``."""
     return max(MIN_CHUNK, numel // CHUNKS)
 
+#: The name of :meth:`MomentSink.add`'s work in a torch.profiler trace.
+PROFILE_LABEL = 'agvm::moments'
+
 Mixing = Tuple[Tuple[float, float], Tuple[float, float]]
 #: ``param -> (exp_avg_sq or None, beta2, eps)``: the Adam rule's view of the
 #: optimizer (docs/algorithm.md §3).
@@ -81,20 +84,23 @@ class MomentSink:
         ``params`` in the source's two vectors; ``consume`` (``'x'``,
         ``'y'``) names one the source no longer needs (scratch space, see
         :func:`~agvm_mm.core.pair_moments`)."""
-        if x.dtype in (torch.float16, torch.bfloat16):
-            x, y = x.float(), y.float()
-        if self._adam is not None:  # before x or y is consumed
-            (p, q), (r, s) = self.mixing
-            for lo, hi, group, v, beta2, eps in self._chunks(params):
-                xs, ys = x[lo:hi], y[lo:hi]
-                a = torch.mul(xs, p).add_(ys, alpha=q)
-                b = torch.mul(xs, r).add_(ys, alpha=s)
-                self._rule.append(([id(p) for p in group], pair_moments(
-                    precondition(a, v, beta2, eps),
-                    precondition(b, v, beta2, eps),
-                    [p.numel() for p in group], (1.0, -1.0), 'y')))
-        self._raw.append(([id(p) for p in params], pair_moments(
-            x, y, [p.numel() for p in params], self._combo, consume)))
+        # named in profiles: it may run on a communication thread, which a
+        # profiler of the training thread does not see
+        with torch.profiler.record_function(PROFILE_LABEL):
+            if x.dtype in (torch.float16, torch.bfloat16):
+                x, y = x.float(), y.float()
+            if self._adam is not None:  # before x or y is consumed
+                (p, q), (r, s) = self.mixing
+                for lo, hi, group, v, beta2, eps in self._chunks(params):
+                    xs, ys = x[lo:hi], y[lo:hi]
+                    a = torch.mul(xs, p).add_(ys, alpha=q)
+                    b = torch.mul(xs, r).add_(ys, alpha=s)
+                    self._rule.append(([id(t) for t in group], pair_moments(
+                        precondition(a, v, beta2, eps),
+                        precondition(b, v, beta2, eps),
+                        [t.numel() for t in group], (1.0, -1.0), 'y')))
+            self._raw.append(([id(t) for t in params], pair_moments(
+                x, y, [t.numel() for t in params], self._combo, consume)))
 
     def result(self) -> Tuple[Tensor, Tensor]:
         """``(raw, rule)``: float64 ``(M, 3)`` moments

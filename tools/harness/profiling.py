@@ -1,7 +1,7 @@
 """What a step costs, counted from torch.profiler on the CPU rather than
 timed: operator calls and the peak of the tensors alive
 (tests/test_statistics_cost.py, tools/benchmark_overhead.py)."""
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch._C._profiler import _EventType
@@ -29,14 +29,15 @@ def is_view(name: str) -> bool:
         for r in returns for a in r)
 
 
-def operator_calls(prof) -> int:
+def operator_calls(prof, exclude: Optional[str] = None) -> int:
     """Top-level ATen calls that compute something: a fused foreach call
     counts once (on the CPU it loops over its tensors inside, on a GPU it
-    is a few kernels); views are free."""
+    is a few kernels); views are free. Calls inside a
+    ``record_function(exclude)`` are left out."""
     def top_level(event) -> bool:
         parent = event.cpu_parent
         while parent is not None:
-            if parent.name.startswith('aten::'):
+            if parent.name.startswith('aten::') or parent.name == exclude:
                 return False
             parent = parent.cpu_parent
         return True
@@ -45,13 +46,17 @@ def operator_calls(prof) -> int:
                and top_level(e) and not is_view(e.name))
 
 
-def peak_tensor_bytes(prof) -> int:
+def peak_tensor_bytes(prof, exclude: Optional[str] = None) -> int:
     """Peak bytes of the tensors allocated while profiling (with
-    ``memory=True``), above those alive before."""
+    ``memory=True``), above those alive before; allocations inside a
+    ``record_function(exclude)`` are left out (their frees outside it,
+    if any, still count: the peak is not raised by them)."""
     stack = list(prof.profiler.kineto_results.experimental_event_tree())
     allocations = []
     while stack:
         event = stack.pop()
+        if event.name == exclude:
+            continue
         stack.extend(event.children)
         if event.typed[0] == _EventType.Allocation:
             allocations.append((event.start_time_ns, event.typed[1].alloc_size))
