@@ -1,4 +1,5 @@
-"""Worst-case rounding bounds of AGVM's fused statistics, for the tests.
+"""Worst-case rounding bounds of AGVM's fused statistics, and of the
+factors that follow from them, for the tests.
 
 Given the float32 gradients that went into one statistics step (each
 rank's, or each accumulated micro-batch's) and the optimizer's
@@ -46,6 +47,8 @@ from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
+
+from agvm_mm.core import CLAMP, MOMENTUM, RATIO_EPS
 
 U = 2.0**-24  # float32 unit roundoff
 U64 = 2.0**-53
@@ -166,3 +169,41 @@ def fused_phi_bound(grads: Sequence[Tensor],
             ua.norm() * ub.norm())
     bound = _angle_term(phi, e_a, e_b) + z_term + 64 * n * U64 * scale
     return phi, 1.01 * bound
+
+
+def factor_bound(phis, bounds, names):
+    """How far two runs' factors may lie apart when, at statistics step
+    ``t``, their Phi of module ``m`` lie within ``bounds[t][m]`` of
+    ``phis[t][m]``: ``mu = sqrt(clamp((Phi_a + eps) / (Phi_m + eps)))``
+    rises with the anchor's Phi and falls with the module's, so it moves
+    by at most its change to the interval's far ends; the EMA from 1 weighs
+    step ``t`` of ``T`` by ``(1 - alpha) alpha^(T - 1 - t)``. Plus 1e-12
+    for the float64 rounding of the EMA."""
+    def mu(anchor, module):
+        return math.sqrt(min(max((anchor + RATIO_EPS) / (module + RATIO_EPS),
+                                 CLAMP[0]), CLAMP[1]))
+
+    anchor, total = names[0], len(phis)
+    out = dict.fromkeys(names[1:], 1e-12)
+    for t, (phi, bound) in enumerate(zip(phis, bounds)):
+        a_lo = max(phi[anchor] - bound[anchor], 0.0)
+        a_hi = min(phi[anchor] + bound[anchor], 2.0)
+        for m in names[1:]:
+            m_lo, m_hi = max(phi[m] - bound[m], 0.0), min(phi[m] + bound[m],
+                                                          2.0)
+            mid = mu(phi[anchor], phi[m])
+            out[m] += (1 - MOMENTUM) * MOMENTUM**(total - 1 - t) * max(
+                mu(a_hi, m_lo) - mid, mid - mu(a_lo, m_hi))
+    return out
+
+
+def assert_factors_follow(scales, history, ref_scales, ref_history, names):
+    """Two runs' factors differ by no more than their Phi at each
+    statistics step (``history``, ``ref_history``) allow
+    (:func:`factor_bound`); the anchor's are 1 in both."""
+    assert len(history) == len(ref_history)
+    apart = [{m: abs(h[m] - r[m]) for m in names}
+             for h, r in zip(history, ref_history)]
+    assert scales[names[0]] == ref_scales[names[0]] == 1.0
+    for m, bound in factor_bound(ref_history, apart, names).items():
+        assert abs(scales[m] - ref_scales[m]) <= bound, (m, bound)

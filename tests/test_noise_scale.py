@@ -78,7 +78,15 @@ def one_process(batch, steps, kind='SGD', momentum=0.99, seed=0):
 
 def test_critical_batch_converges_on_one_process():
     """Batch 256 (two micro-batches of 128), 400 steps, the EMA of 0.99:
-    within 10 % of the closed form (2-3 % here)."""
+    within 10 % of the closed form (2-3 % here).
+
+    The 10 % is statistical, not a rounding bound: the seed is fixed, so
+    the estimate is one number, the same on any CPU up to float32 rounding
+    (~1e-6 relative). Over seeds 0-11 it scatters by 3-4 % (standard
+    deviation: the EMA averages about 190 steps' noisy estimates) around
+    the truth (mean off by at most 3 %), so seed 0's 2-3 % is typical, and
+    a systematic error is far outside 10 % (a wrong f_A f_B is 100 % off,
+    a mean of ratios > 50 %: test_separate_averages_...)."""
     wrapper, _ = one_process(256, 400)
     estimate = wrapper.agvm_noise_scale(256)
     for module, truth in TRUTH.items():
@@ -125,8 +133,9 @@ def test_adam_rule_reports_the_raw_gradients_noise():
     sgd, _ = one_process(64, 20)
     adam, _ = one_process(64, 20, kind='AdamW')
     assert adam.agvm_rule == 'adam' and sgd.agvm_rule == 'sgd'
-    assert adam.agvm_noise_scale(64) == pytest.approx(
-        sgd.agvm_noise_scale(64), rel=1e-12)
+    # the same raw moments by the same code from the same gradients (lr 0
+    # keeps w; AdamW's decay multiplies by 1 - 0 * wd = 1): the same bits
+    assert adam.agvm_noise_scale(64) == sgd.agvm_noise_scale(64)
     assert adam.agvm_variances != pytest.approx(sgd.agvm_variances)
 
 

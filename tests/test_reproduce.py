@@ -9,6 +9,7 @@ import math
 import os
 import os.path as osp
 import re
+import threading
 
 import pytest
 import torch
@@ -23,7 +24,7 @@ from agvm_mm.hooks import divergence_hook  # noqa: F401  registers the hook
 from agvm_mm.hooks.divergence_hook import MARKER, DivergenceHook, total_loss
 from tests.conftest import ROOT, run_tool
 from tools import harness as R
-from tools.harness.results import read_state, write_state
+from tools.harness.results import CellResult, read_state, write_state
 
 TOOL = osp.join(ROOT, 'tools', 'reproduce.py')
 
@@ -330,8 +331,10 @@ def test_local_grid(shapes_cwd, tmp_path):
     assert out.count('start (') == 4 and 'ETA' in out
     progress = [line for line in out.splitlines()
                 if line.startswith('[reproduce ')]
-    # --jobs 2: the second cell starts before the first one ends
-    assert 'start (' in progress[0] and 'start (' in progress[1]
+    # a start and an end line per cell; that --jobs 2 runs two cells at
+    # once is test_jobs_run_cells_at_once's (here the lines' order would
+    # depend on the threads' timing)
+    assert len(progress) == 8
     markdown = open(osp.join(work_root, 'results.md')).read()
     # what each cell trained is listed under the table
     assert '* agvm b8: 1 x 2 x 4, 2 steps (1 epochs of 16 images)' \
@@ -381,6 +384,32 @@ def test_local_grid(shapes_cwd, tmp_path):
     config = glob.glob(osp.join(work_root, 'retinanet', 'sgd-b4',
                                 R.CONFIG_SUBDIR, '*.py'))
     assert "'max_iters': 16" in open(config[0]).read()
+
+
+def test_jobs_run_cells_at_once(tmp_path, monkeypatch):
+    """``jobs=2`` runs two cells at the same time. Each stand-in cell waits
+    at a barrier of 2 that only two cells running at once can pass, so no
+    cell ends before the second has started, whatever the timing (the
+    barrier's timeout only ends a run that would otherwise hang, as one
+    cell at a time would)."""
+    from tools.harness import launch
+    cells = R.plan_cluster(['retinanet'], [256, 512], ['sgd', 'agvm'],
+                           R.ClusterOptions('pytorch',
+                                            work_root=str(tmp_path)))
+    assert sum(not c.reason for c in cells) == 4
+    barrier = threading.Barrier(2, timeout=600)
+
+    def stand_in(cell, *args):
+        barrier.wait()
+        return CellResult('failed', reason='stand-in')
+
+    monkeypatch.setattr(launch, 'run_cell', stand_in)
+    lines = []
+    R.run_grid(cells, jobs=2, echo=lines.append)
+    progress = [line.split(': ', 1)[1][:6] for line in lines
+                if line.startswith('[reproduce ')]
+    assert progress[:2] == ['start ', 'start ']
+    assert sorted(progress) == ['failed'] * 4 + ['start '] * 4
 
 
 def test_an_interrupted_cell_resumes_from_its_last_checkpoint(shapes_cwd,
