@@ -20,6 +20,10 @@ from agvm_mm.optimizers import PMDLAMB, TimmLAMB, TimmLARS
 from agvm_mm.optimizers.lamb import Lamb
 from agvm_mm.optimizers.lars import Lars
 
+# float64 (u = 2**-53 = 1.1e-16) everywhere: a step is a few dozen
+# roundings of well-conditioned terms, so optimizer and reference agree to
+# ~1e-14 relative after 8 steps, 1e4 below the rtol 1e-9 / 1e-10 used here
+# (and atol 1e-12 covers elements near 0, off by ~1e-16 absolutely)
 DTYPE = torch.float64
 
 
@@ -324,6 +328,11 @@ def test_scaling_lr_for_one_step(name):
         for p_ref, p, b in zip(model_ref.parameters(),
                                model_agvm.parameters(), before):
             scale = s if step == 2 and id(p) in in_group0 else 1.0
+            # p - b is exact (Sterbenz); p and p_ref are rounded once each
+            # (u |p|) and their updates <= 3 times (lr * s, the trust ratio,
+            # the product): |error| <= u (|p| + s |p_ref| + 5 |p - b|), and
+            # in group 0 (conv.weight) every update is >= 1e-3 |p|, so that
+            # is below 1.5e-13 of s |p_ref - b| (u = 2**-53)
             torch.testing.assert_close(p - b, scale * (p_ref - b),
                                        rtol=1e-12, atol=0)
         for a, b in zip(_state(wrapper_ref.optimizer),
@@ -391,3 +400,37 @@ def test_names_resolve_under_downstream_default_scope(scope):
                           ('PMDLAMB', PMDLAMB)]:
             wrapper = _wrapper(_net(), name)
             assert type(wrapper.optimizer) is cls
+
+
+def test_without_timm_the_package_imports_and_the_config_key_is_named():
+    """timm is an optional extra: without it ``import agvm_mm`` works and
+    building one of its optimizers says which key and what to install (a
+    fresh interpreter in which timm cannot be found)."""
+    import subprocess
+    import sys
+    code = '''
+import importlib.abc, sys
+class NoTimm(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] == 'timm':
+            raise ModuleNotFoundError(name)
+sys.meta_path.insert(0, NoTimm())
+import importlib.util
+find = importlib.util.find_spec
+importlib.util.find_spec = lambda n, *a: (
+    None if n.split('.')[0] == 'timm' else find(n, *a))
+import torch
+import agvm_mm
+from mmengine.registry import OPTIMIZERS
+try:
+    OPTIMIZERS.build(dict(type='PMDLAMB', lr=0.1,
+                          params=[torch.nn.Parameter(torch.zeros(1))]))
+except ImportError as e:
+    print(e)
+'''
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert ("optim_wrapper.optimizer.type='PMDLAMB' needs timm"
+            in done.stdout), done.stdout
+    assert 'pip install --no-deps timm==1.0.31' in done.stdout

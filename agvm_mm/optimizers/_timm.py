@@ -15,6 +15,11 @@ import types
 _PACKAGE = __name__ + '_optim'
 
 
+def timm_available() -> bool:
+    """Whether timm is installed (it is not imported)."""
+    return importlib.util.find_spec('timm') is not None
+
+
 def timm_optim_module(name: str) -> types.ModuleType:
     """``timm.optim.<name>`` (e.g. ``'lamb'``) without importing ``timm``."""
     if _PACKAGE not in sys.modules:
