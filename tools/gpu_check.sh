@@ -13,6 +13,8 @@
 #
 #   bash tools/gpu_check.sh            # prints each part's output and time
 #
+# Install first: README.md, section "Install on GPUs" (the steps and what
+# worked on an H200: docs/install.md, section GPU).
 # Python: $PYTHON if set, else .venv/bin/python (tools/install.sh with
 # AGVM_CUDA=1), else python3 with the stack on its path. On a machine
 # without a package registry, a folder .gpuwhl/ of wheels (the OpenMMLab
