@@ -13,8 +13,9 @@ stand-in that mmdet's panoptic code needs come with
 ``custom_imports=dict(imports=['agvm_mm', 'agvm_mm.datasets'])``.
 """
 from . import compat, optimizers, schedulers  # noqa: F401
-from .core import (compute_factors, gradient_noise, mix_moments, noise_scale,
-                   pair_moments, precondition, scaled_lr)
+from .core import (compute_factors, gradient_noise, large_batch_plan,
+                   mix_moments, noise_scale, pair_moments, precondition,
+                   scaled_lr)
 from .hooks import AGVMHook
 from .optim import (AGVMAmpOptimWrapper, AGVMConfig, AGVMOptimWrapper,
                     AGVMOptimWrapperConstructor, AGVMOptimWrapperMixin)
@@ -24,6 +25,6 @@ __version__ = '0.2.0'
 __all__ = [
     'AGVMAmpOptimWrapper', 'AGVMConfig', 'AGVMHook', 'AGVMOptimWrapper',
     'AGVMOptimWrapperConstructor', 'AGVMOptimWrapperMixin', 'compute_factors',
-    'gradient_noise', 'mix_moments', 'noise_scale', 'pair_moments',
-    'partition_modules', 'precondition', 'scaled_lr'
+    'gradient_noise', 'large_batch_plan', 'mix_moments', 'noise_scale',
+    'pair_moments', 'partition_modules', 'precondition', 'scaled_lr'
 ]

@@ -10,7 +10,9 @@ testable alone:
    were multiplied by its factor, then restore;
 
 and, from the same moments, each module's critical batch
-(:func:`gradient_noise`, :func:`noise_scale`; docs/algorithm.md §9).
+(:func:`gradient_noise`, :func:`noise_scale`; docs/algorithm.md §9) and
+what it says of a larger batch's learning rate and training length
+(:func:`large_batch_plan`, §10).
 """
 import math
 from contextlib import contextmanager
@@ -207,6 +209,54 @@ def noise_scale(averages: Tensor, samples: float) -> Tensor:
     value = torch.where(gsq > 0, value, torch.full_like(value, math.inf))
     return torch.where(torch.isfinite(averages).all(-1), value,
                        torch.full_like(value, math.nan))
+
+
+def large_batch_plan(batch: float, lr: float, noise_scale: float,
+                     target_batch: float) -> dict:
+    """The learning rate and training length at ``target_batch`` from a
+    base run at ``batch`` with a good learning rate ``lr``, given the
+    gradient noise scale ``B_noise`` measured in it (McCandlish et al.
+    2018, §2.2-2.3; docs/algorithm.md §10).
+
+    The best step size at batch ``B`` is ``eps_max / (1 + B_noise / B)``,
+    and steps and samples trade off as ``(S / S_min - 1) (E / E_min - 1) =
+    1``, so relative to the base run::
+
+        lr     = lr_b (1 + B_noise / b) / (1 + B_noise / B)
+        steps  = (1 + B_noise / B) / (1 + B_noise / b)
+        epochs = (1 + B / B_noise) / (1 + b / B_noise)
+
+    Linear scaling well below ``B_noise``, saturating above it. A smaller
+    target batch is the same formula.
+
+    Args:
+        batch (float): The base run's global batch ``b``, in samples.
+        lr (float): Its (tuned) learning rate ``lr_b``.
+        noise_scale (float): ``B_noise`` in samples (:func:`noise_scale`),
+            finite and positive.
+        target_batch (float): The batch ``B`` to plan for, in samples.
+
+    Returns:
+        dict: ``lr`` (the planned learning rate), ``steps`` and ``epochs``
+        (multipliers of the base run's optimizer steps and epochs).
+
+    Examples:
+        >>> large_batch_plan(8, 0.01, noise_scale=13.0, target_batch=128)
+        {'lr': 0.0238..., 'steps': 0.4196..., 'epochs': 6.714...}
+    """
+    if not (math.isfinite(noise_scale) and noise_scale > 0):
+        raise ValueError(
+            f'large_batch_plan: no plan without a finite positive noise '
+            f'scale (got B_noise={noise_scale}): a NaN means no estimate '
+            'yet, inf a noise-dominated gradient; measure later in '
+            'training or over more steps.')
+    for name, value in (('batch', batch), ('target_batch', target_batch)):
+        if not value >= 1:
+            raise ValueError(f'large_batch_plan: {name} must be >= 1 '
+                             f'sample, got {value}.')
+    steps = (1 + noise_scale / target_batch) / (1 + noise_scale / batch)
+    return dict(lr=lr / steps, steps=steps,
+                epochs=steps * target_batch / batch)
 
 
 @contextmanager

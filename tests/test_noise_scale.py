@@ -184,3 +184,50 @@ def test_running_averages_resume_exactly():
     assert set(state['agvm']['noise']) == set(TRUTH)
     resumed = run(5, gen, state)  # gen goes on from the first 10 steps
     assert resumed.agvm_noise_scale(32) == full.agvm_noise_scale(32)
+
+
+def best_one_step_lr(batch: float, gsq: float, trace: float) -> float:
+    """The lr that most lowers the expected loss in one SGD step at
+    ``batch`` on this regression (Hessian I): ``E L(w - lr g) = L(w) -
+    lr |G|^2 + lr^2 (|G|^2 + tr(Sigma) / B) / 2``."""
+    return gsq / (gsq + trace / batch)
+
+
+def test_large_batch_plan_is_the_best_step_on_a_quadratic():
+    """With Hessian I the simple noise scale is McCandlish's B_noise, and
+    the plan from the best lr at one batch is the best lr at any other,
+    exactly; steps and epochs trade off as (S/S_min - 1)(E/E_min - 1) = 1."""
+    from agvm_mm import large_batch_plan
+    gsq = 1.0 + 4.0  # both modules: |delta|^2
+    trace = sum(D * (g + s**2) + g for g, s in ((1.0, 1.0), (4.0, 0.5)))
+    noise = trace / gsq  # the whole model's B_noise: 15.5
+    base = 8
+    for target in (1, 2, 32, 128, 1024):
+        plan = large_batch_plan(base, best_one_step_lr(base, gsq, trace),
+                                noise, target)
+        assert plan['lr'] == pytest.approx(
+            best_one_step_lr(target, gsq, trace), rel=1e-12)
+        assert plan['epochs'] == pytest.approx(
+            plan['steps'] * target / base, rel=1e-12)
+        # S_min = steps at B -> inf, E_min = samples at B -> 0 (per base)
+        s_ratio = plan['steps'] / (noise / base + 1)**-1
+        e_ratio = plan['epochs'] / (1 + base / noise)**-1
+        assert (s_ratio - 1) * (e_ratio - 1) == pytest.approx(1, rel=1e-12)
+    # linear well below B_noise, saturating far above it
+    assert large_batch_plan(1, 1.0, 1e6, 4)['lr'] == pytest.approx(4, rel=1e-5)
+    assert large_batch_plan(1e6, 1.0, 1.0, 4e6)['lr'] == pytest.approx(
+        1, rel=1e-5)
+
+
+@pytest.mark.parametrize('noise,batch,target,match', [
+    (math.nan, 8, 64, 'no estimate yet'),
+    (math.inf, 8, 64, 'noise-dominated'),
+    (0.0, 8, 64, 'finite positive'),
+    (13.0, 0, 64, 'batch must be >= 1'),
+    (13.0, 8, 0.5, 'target_batch must be >= 1'),
+])
+def test_large_batch_plan_refuses_what_it_cannot_plan(noise, batch, target,
+                                                      match):
+    from agvm_mm import large_batch_plan
+    with pytest.raises(ValueError, match=match):
+        large_batch_plan(batch, 0.01, noise, target)
