@@ -43,7 +43,7 @@ asserts these are below 1e-3, so the neglected second-order terms stay
 below 0.1 % of the bound, and it returns the bound times 1.01.
 """
 import math
-from typing import Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -86,6 +86,79 @@ def _angle_term(phi: float, e_a: float, e_b: float) -> float:
     return sin * turn + turn * turn / 2
 
 
+class _RawPath(NamedTuple):
+    """The SGD rule's (raw) path of one module: the halves, their error
+    bounds element by element, and how the moments depend on the rounded
+    ``|z|^2`` of the polarization (terms 1, 2 and 5 of the module
+    docstring)."""
+    a: Tensor
+    b: Tensor
+    da: Tensor
+    db: Tensor
+    moments: Tuple[float, float, float]  # |a|^2, |b|^2, <a, b>
+    slopes: Tuple[float, float, float]  # their derivatives in |z|^2
+    dzz: float  # the most |z|^2 is off by from z's own rounding
+    float64_scale: float  # the largest magnitude of the float64 parts
+    shares: Tuple[float, float]
+
+
+def _raw_path(grads: Sequence[Tensor], ranks: bool) -> _RawPath:
+    g = torch.stack([t.reshape(-1) for t in grads]).double()
+    x, y, ex, ey, ((p, q), (r, s)) = _halves(g, ranks)
+    a, b = p * x + q * y, r * x + s * y
+    da, db = abs(p) * ex + abs(q) * ey, abs(r) * ex + abs(s) * ey
+    # z along g_A - g_B, or g_A for equal halves (MomentSink's choice)
+    alpha, beta = (p - r, q - s) if (p - r) * (q - s) else (p, q)
+    dz = abs(alpha) * ex + abs(beta) * ey  # z's share of (dx, dy)
+    z_rounding = gamma(2) * (abs(alpha) * (x.abs() + ex) +
+                             abs(beta) * (y.abs() + ey))
+    z = alpha * x + beta * y
+    z_norm = float(z.norm() + dz.norm())  # >= |z| of (x + dx, y + dy)
+    dzz = 2 * z_norm * float(z_rounding.norm()) + float(
+        z_rounding.norm())**2
+    # the moments as functions of |z|^2 through the polarization and mixing
+    xx, yy, zz = float(x @ x), float(y @ y), float(z @ z)
+    xy = (zz - alpha**2 * xx - beta**2 * yy) / (2 * alpha * beta)
+    moments = (p * p * xx + 2 * p * q * xy + q * q * yy,
+               r * r * xx + 2 * r * s * xy + s * s * yy,
+               p * r * xx + (p * s + q * r) * xy + q * s * yy)
+    slopes = (p * q / (alpha * beta), r * s / (alpha * beta),
+              (p * s + q * r) / (2 * alpha * beta))
+    float64_scale = (abs(p) + abs(q)) * (abs(r) + abs(s)) * (
+        1 + (alpha**2 + beta**2) / abs(alpha * beta)) * max(
+            xx, yy, z_norm**2) * g.shape[1] * 64 * U64
+    count = g.shape[0]
+    n_a = count // 2
+    return _RawPath(a, b, da, db, moments, slopes, dzz, float64_scale,
+                    (n_a / count, (count - n_a) / count))
+
+
+def fused_noise_bound(grads: Sequence[Tensor], ranks: bool
+                      ) -> Tuple[Tuple[float, float], Tuple[float, float]]:
+    """``((|G|^2, bound), (tr(Sigma) / B, bound))`` of one module: the one-
+    step estimates ``<g_A, g_B>`` and ``f_A f_B |g_A - g_B|^2``
+    (:func:`agvm_mm.core.gradient_noise`, the shares ``f`` of the halves)
+    in float64 from ``grads`` (as :func:`fused_phi_bound` takes them), and
+    the largest error of the float32 path: the halves' errors ``da``,
+    ``db`` move ``<a, b>`` by at most ``|a| |db| + |b| |da| + |da| |db|``
+    and ``|a - b|^2`` by at most ``2 |a - b| |da + db| + |da + db|^2``;
+    z's rounding and the float64 parts as in the module docstring."""
+    raw = _raw_path(grads, ranks)
+    aa, bb, ab = raw.moments
+    d_aa, d_bb, d_ab = raw.slopes
+    na, nb = float(raw.a.norm()), float(raw.b.norm())
+    ea, eb = float(raw.da.norm()), float(raw.db.norm())
+    diff, ediff = float((raw.a - raw.b).norm()), float((raw.da + raw.db)
+                                                       .norm())
+    f_a, f_b = raw.shares
+    gsq_bound = na * eb + nb * ea + ea * eb + abs(d_ab) * raw.dzz
+    trace_bound = (2 * diff * ediff + ediff**2 +
+                   abs(d_aa + d_bb - 2 * d_ab) * raw.dzz)
+    return ((float(raw.a @ raw.b), 1.01 * (gsq_bound + raw.float64_scale)),
+            (f_a * f_b * diff**2,
+             1.01 * f_a * f_b * (trace_bound + 4 * raw.float64_scale)))
+
+
 def fused_phi_bound(grads: Sequence[Tensor],
                     ranks: bool,
                     adam: Optional[Tuple[Optional[Tensor], float,
@@ -109,31 +182,16 @@ def fused_phi_bound(grads: Sequence[Tensor],
     x, y, ex, ey, ((p, q), (r, s)) = _halves(g, ranks)
     a, b = p * x + q * y, r * x + s * y
     if adam is None:
-        da, db = abs(p) * ex + abs(q) * ey, abs(r) * ex + abs(s) * ey
-        phi = _phi(a, b)
-        e_a, e_b = float(da.norm() / a.norm()), float(db.norm() / b.norm())
-        alpha, beta = (p - r, q - s) if (p - r) * (q - s) else (p, q)
-        dz = abs(alpha) * ex + abs(beta) * ey  # z's share of (dx, dy)
-        z_rounding = gamma(2) * (abs(alpha) * (x.abs() + ex) +
-                                 abs(beta) * (y.abs() + ey))
-        z = alpha * x + beta * y
-        z_norm = float(z.norm() + dz.norm())  # >= |z| of (x + dx, y + dy)
-        dzz = 2 * z_norm * float(z_rounding.norm()) + float(
-            z_rounding.norm())**2
-        # Phi as a function of |z|^2 through the polarization and mixing
-        xx, yy, zz = float(x @ x), float(y @ y), float(z @ z)
-        xy = (zz - alpha**2 * xx - beta**2 * yy) / (2 * alpha * beta)
-        aa = p * p * xx + 2 * p * q * xy + q * q * yy
-        bb = r * r * xx + 2 * r * s * xy + s * s * yy
-        ab = p * r * xx + (p * s + q * r) * xy + q * s * yy
-        d_aa, d_bb = p * q / (alpha * beta), r * s / (alpha * beta)
-        d_ab = (p * s + q * r) / (2 * alpha * beta)
+        raw = _raw_path(grads, ranks)
+        phi = _phi(raw.a, raw.b)
+        e_a = float(raw.da.norm() / raw.a.norm())
+        e_b = float(raw.db.norm() / raw.b.norm())
+        aa, bb, ab = raw.moments
+        d_aa, d_bb, d_ab = raw.slopes
         slope = abs(-d_ab / math.sqrt(aa * bb) + ab * (d_aa * bb + aa * d_bb) /
                     (2 * (aa * bb)**1.5))
-        z_term = slope * dzz
-        scale = (abs(p) + abs(q)) * (abs(r) + abs(s)) * (
-            1 + (alpha**2 + beta**2) / abs(alpha * beta)) * max(
-                xx, yy, z_norm**2) / math.sqrt(aa * bb)
+        z_term = slope * raw.dzz
+        scale = raw.float64_scale / math.sqrt(aa * bb)
     else:
         v, beta2, eps = adam
         v = torch.zeros_like(a) if v is None else beta2 * v.reshape(-1).double()
@@ -165,9 +223,9 @@ def fused_phi_bound(grads: Sequence[Tensor],
         diff = float((ua - ub).norm() + dua.norm() + dub.norm())
         z_term = ((1 + U)**2 - 1) * diff**2 / (
             2 * float(ua.norm()) * (1 - e_a) * float(ub.norm()) * (1 - e_b))
-        scale = (float(ua @ ua) + float(ub @ ub) + diff**2) / float(
-            ua.norm() * ub.norm())
-    bound = _angle_term(phi, e_a, e_b) + z_term + 64 * n * U64 * scale
+        scale = 64 * n * U64 * (float(ua @ ua) + float(ub @ ub) + diff**2) / (
+            float(ua.norm() * ub.norm()))
+    bound = _angle_term(phi, e_a, e_b) + z_term + scale
     return phi, 1.01 * bound
 
 

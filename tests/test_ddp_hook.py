@@ -13,8 +13,8 @@ from mmengine.logging import MMLogger
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from agvm_mm import AGVMOptimWrapper
-from tests.float_bounds import (assert_factors_follow, fused_phi_bound,
-                                 gamma)
+from tests.float_bounds import (assert_factors_follow, fused_noise_bound,
+                                 fused_phi_bound, gamma)
 from tests.toy import (FASTER_RCNN, RETINANET, Toy, batches, make_optimizer,
                        reference_run, run_ranks)
 
@@ -287,11 +287,26 @@ def _history_worker(rank, world, kind, data, agvm, out, ddp_kwargs=None,
             wrapper.update_params(loss)
         if wrapper.agvm_steps > len(history):
             history.append(wrapper.agvm_variances)
-            inputs.append(dict(grads=grads, exp_avg_sq=state))
+            inputs.append(dict(grads=grads, exp_avg_sq=state,
+                               noise=wrapper.agvm_gradient_noise))
     out[rank] = dict(history=history, inputs=inputs,
                      hooked=getattr(wrapper._estimates, 'hooked', False),
                      scales=wrapper.agvm_scales,
                      params=[p.detach().clone() for p in model.parameters()])
+
+
+def _module_grads(out, world, step):
+    """module -> one flat gradient per contributor (the ranks, or the
+    micro-batches of one process) of a statistics step, and its slice of
+    the parameters."""
+    inputs = [out[r]['inputs'][step] for r in range(world)]
+    grads = (inputs[0]['grads'] if world == 1 else
+             [i['grads'][0] for i in inputs])  # per contributor, per param
+    per_module = len(grads[0]) // len(FASTER_RCNN)
+    for m, name in enumerate(FASTER_RCNN):
+        part = slice(m * per_module, (m + 1) * per_module)
+        yield name, part, [torch.cat([t.reshape(-1) for t in g[part]])
+                           for g in grads]
 
 
 def _phi_bounds(out, world, kind, step):
@@ -299,13 +314,8 @@ def _phi_bounds(out, world, kind, step):
     computed from, and the float32 path's worst-case error
     (tests/float_bounds.py)."""
     inputs = [out[r]['inputs'][step] for r in range(world)]
-    grads = (inputs[0]['grads'] if world == 1 else
-             [i['grads'][0] for i in inputs])  # per contributor, per param
-    per_module = len(grads[0]) // len(FASTER_RCNN)
     result = {}
-    for m, name in enumerate(FASTER_RCNN):
-        part = slice(m * per_module, (m + 1) * per_module)
-        flat = [torch.cat([t.reshape(-1) for t in g[part]]) for g in grads]
+    for name, part, flat in _module_grads(out, world, step):
         adam = None
         if kind != 'SGD':
             v = inputs[0]['exp_avg_sq'][part]
@@ -317,13 +327,19 @@ def _phi_bounds(out, world, kind, step):
 
 
 def _assert_within_bounds(out, world, kind):
-    """Rank 0's Phi (the one every rank uses) of every statistics step
-    within the float32 path's worst-case error of float64."""
+    """Rank 0's Phi and noise estimates (the ones every rank uses) of every
+    statistics step within the float32 path's worst-case error of float64
+    (the noise estimates hold the halves' shares of the batch)."""
     for step, phi in enumerate(out[0]['history']):
         for name, (ref, bound) in _phi_bounds(out, world, kind,
                                               step).items():
             assert abs(phi[name] - ref) <= bound, (step, name, phi[name],
                                                    ref, bound)
+        noise = out[0]['inputs'][step]['noise']
+        for name, _, flat in _module_grads(out, world, step):
+            for got, (ref, bound) in zip(
+                    noise[name], fused_noise_bound(flat, ranks=world > 1)):
+                assert abs(got - ref) <= bound, (step, name, got, ref, bound)
 
 
 @pytest.mark.parametrize('world', [1, 2, 3, 4])
@@ -372,4 +388,32 @@ def test_fused_statistics_equal_float64_and_beat_the_per_tensor_path(
     assert_factors_follow(got['scales'], got['history'], exact['scales'],
                           [h['phi'] for h in exact['history']], FASTER_RCNN)
     for p, q in zip(got['params'], exact['model'].parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize('world,counts', [(2, 2), (5, 1), (5, 2), (7, 1),
+                                          (7, 2), (8, 1), (8, 2)])
+def test_many_ranks_match_the_float64_reference(world, counts):
+    """World sizes 2-8 with accumulation 1 and 2 (2 cores, a tiny model,
+    3 steps, statistics at 0 and 2; the SGD rule without accumulation, the
+    Adam rule with it). Odd sizes give unequal halves (ranks [0, W//2) and
+    [W//2, W)): Phi and the noise estimates (which hold the halves' shares
+    of the batch) within the worst-case rounding bound of float64 from the
+    ranks' own gradients, every rank's factors the same and within what
+    their Phi allow of the spec's reference, and its parameters."""
+    kind = 'SGD' if counts == 1 else 'AdamW'
+    data = batches(3, world * counts)
+    agvm = dict(start_iter=0, interval=2)
+    out = mp.Manager().dict()
+    run_ranks(_history_worker, (world, kind, data, agvm, out, None, counts),
+              world, timeout=600)
+    ref = reference_run(FASTER_RCNN, kind, data, start=0, interval=2,
+                        half_a=world // 2 * counts)
+    got = out[0]
+    assert got['hooked'] and len(got['history']) == 2
+    assert all(out[r]['scales'] == got['scales'] for r in range(world))
+    _assert_within_bounds(out, world, kind)
+    assert_factors_follow(got['scales'], got['history'], ref['scales'],
+                          [h['phi'] for h in ref['history']], FASTER_RCNN)
+    for p, q in zip(got['params'], ref['model'].parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)

@@ -6,7 +6,7 @@ import os
 import socket
 import time
 import warnings
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.multiprocessing as mp
@@ -49,12 +49,14 @@ def make_optimizer(kind: str, groups, lr: float = 0.05):
 
 def reference_run(names, kind: str, data: List[List[torch.Tensor]],
                   start: int, interval: int, stop=None, alpha=0.97,
-                  clamp=(0.5, 10.0), float32_dots: bool = False) -> Dict:
+                  clamp=(0.5, 10.0), float32_dots: bool = False,
+                  half_a: Optional[int] = None) -> Dict:
     """AGVM by hand: per-micro-batch gradients, halves A/B, Phi, mu, EMA,
     and one optimizer group per module whose lr is scaled for the step.
     Phi from the concatenated halves in float64, or with ``float32_dots``
     as agvm_mm <= 0.1 took it: each tensor's three dot products in float32,
-    summed in float64."""
+    summed in float64. Half A is the first ``half_a`` micro-batches of a
+    step (default: half of them; with ranks, ``W // 2`` ranks' worth)."""
     model = Toy(names)
     groups = [dict(params=list(getattr(model, n).parameters())) for n in names]
     opt = make_optimizer(kind, groups)
@@ -71,8 +73,9 @@ def reference_run(names, kind: str, data: List[List[torch.Tensor]],
         mean = [sum(gs) / k for gs in zip(*grads)]
         in_window = step >= start and (stop is None or step < stop)
         if in_window and (step - start) % interval == 0:
-            g_a = [sum(gs) / (k // 2) for gs in zip(*grads[:k // 2])]
-            g_b = [sum(gs) / (k - k // 2) for gs in zip(*grads[k // 2:])]
+            n_a = k // 2 if half_a is None else half_a
+            g_a = [sum(gs) / n_a for gs in zip(*grads[:n_a])]
+            g_b = [sum(gs) / (k - n_a) for gs in zip(*grads[n_a:])]
             phis = []
             index = 0
             for m, name in enumerate(names):
