@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 import torch.nn as nn
 
 from agvm_mm import AGVMOptimWrapper
+from agvm_mm.optim.layout import ModuleLayout
 from agvm_mm.optim.moments import PROFILE_LABEL, MomentSink
 from tests.toy import run_ranks
 from tools.harness.profiling import (operator_calls, peak_tensor_bytes,
@@ -107,8 +108,7 @@ def test_moment_sink_calls_do_not_grow_with_tensors():
     calls = {}
     for shape in (SMALL, LARGE):
         params = list(Layers(*shape).parameters())
-        order = {id(p): i for i, p in enumerate(params)}
-        sink = MomentSink(order, {i: 0 for i in order}, 1,
+        sink = MomentSink(ModuleLayout.from_parts({'all': params}, params),
                           ((1.0, 1.0), (1.0, -1.0)))
         n = sum(p.numel() for p in params)
         x, y = torch.randn(n), torch.randn(n)

@@ -16,6 +16,7 @@ from ..partition import check_partition, partition_modules
 from .agvm_config import AGVMConfig
 from .critical_batch import CriticalBatch
 from .estimates import build_estimates
+from .layout import ModuleLayout
 from .moments import MomentSink, chunk_size
 
 # Optimizer classes (matched along the MRO) whose variance rule is known.
@@ -75,13 +76,10 @@ class AGVMOptimWrapperMixin:
                 '(SGD, AdamW, TimmLARS, TimmLAMB, ...).')
         if self._rule == 'adam':
             _check_adam_groups(self.optimizer)
-        self._modules: List[str] = []
-        self._module_of: Dict[int, int] = {}  # id(param) -> module index
-        self._order: Dict[int, int] = {}  # id(param) -> position, in order
+        self._layout = ModuleLayout()  # set by bind
         self._scales: Dict[str, float] = {}
         self._variances: Dict[str, float] = {}
         self._critical = CriticalBatch(self.agvm_cfg.momentum)  # §9
-        self._shares = (0.5, 0.5)  # of the halves of the coming step
         self._agvm_steps = 0
         self._announced = False  # the partition is logged once per run
         # set by load_state_dict when a mid-accumulation checkpoint brought
@@ -92,12 +90,12 @@ class AGVMOptimWrapperMixin:
     @property
     def agvm_modules(self) -> List[str]:
         """Module names, in model order."""
-        return list(self._modules)
+        return list(self._layout.modules)
 
     @property
     def agvm_scales(self) -> Dict[str, float]:
         """Running factor ``s_m`` of each module."""
-        return {m: self._scales.get(m, 1.0) for m in self._modules}
+        return {m: self._scales.get(m, 1.0) for m in self._layout.modules}
 
     @property
     def agvm_variances(self) -> Dict[str, float]:
@@ -131,7 +129,7 @@ class AGVMOptimWrapperMixin:
             >>> wrapper.agvm_noise_scale(samples_per_step=16 * 8)
             {'backbone': 17.2, 'neck': 5.1, 'bbox_head': 9.8}
         """
-        return self._critical.scale(self._modules, samples_per_step)
+        return self._critical.scale(self._layout.modules, samples_per_step)
 
     @property
     def agvm_rule(self) -> str:
@@ -167,14 +165,9 @@ class AGVMOptimWrapperMixin:
             parts = partition_modules(model, self.agvm_cfg.modules)
             check_partition(model, parts, self.agvm_cfg.anchor,
                             self.agvm_cfg.lr_mult)
-        self._modules = list(parts)
-        stepped = {id(p) for p in self._params()}
-        layout = [(i, p) for i, params in enumerate(parts.values())
-                  for p in params if id(p) in stepped]
-        self._module_of = {id(p): i for i, p in layout}
-        self._order = {id(p): k for k, (_, p) in enumerate(layout)}
-        self._estimates.set_layout([p for _, p in layout])
-        self._scales = {m: self._scales.get(m, 1.0) for m in self._modules}
+        self._layout = ModuleLayout.from_parts(parts, self._params())
+        self._estimates.set_layout(self._layout)
+        self._scales = {m: self._scales.get(m, 1.0) for m in parts}
 
     # ------------------------------------------------ mmengine interface
     def initialize_count_status(self, model: nn.Module, init_counts: int,
@@ -194,17 +187,17 @@ class AGVMOptimWrapperMixin:
                 f'{self._accumulative_counts} micro-batches into an '
                 'accumulation cycle; their gradients were restored from the '
                 'checkpoint, so the step is exact.', 'current')
-        if not self._modules:
+        if not self._layout.modules:
             self.bind(model)
 
     @contextmanager
     def optim_context(self, model: nn.Module) -> Iterator[None]:
-        if not self._modules:
+        if not self._layout.modules:
             self.bind(model)
         if not self._announced:
             self._estimates.attach(model)
             print_log(
-                f'AGVM: modules {self._modules}, anchor '
+                f'AGVM: modules {self.agvm_modules}, anchor '
                 f'{self.agvm_cfg.anchor!r}, {self._rule.upper()}-type '
                 f'variance rule for {type(self.optimizer).__name__}, two '
                 f'estimates from {self._estimates.describe()}', 'current')
@@ -242,12 +235,13 @@ class AGVMOptimWrapperMixin:
         self._estimates.clear()
         clip = (nullcontext()
                 if self.agvm_cfg.clips(step) else self._no_clip())
+        layout = self._layout
         if (self.agvm_cfg.modulate and self.agvm_cfg.in_window(step)
-                and self._modules):
-            scales = [self._scales[m] for m in self._modules]
+                and layout.modules):
+            scales = [self._scales[m] for m in layout.modules]
             modulate = scaled_lr(
-                self.optimizer, lambda p: scales[self._module_of[id(p)]]
-                if id(p) in self._module_of else 1.0)
+                self.optimizer, lambda p: scales[layout.module_of[id(p)]]
+                if id(p) in layout.module_of else 1.0)
         else:
             modulate = nullcontext()
         with clip, modulate:
@@ -256,7 +250,8 @@ class AGVMOptimWrapperMixin:
     def state_dict(self) -> dict:
         state = super().state_dict()
         state['agvm'] = dict(
-            scales=self.agvm_scales if self._modules else dict(self._scales),
+            scales=(self.agvm_scales if self._layout.modules else
+                    dict(self._scales)),
             variances=dict(self._variances),
             noise={m: list(v) for m, v in self._critical.averages.items()},
             steps=self._agvm_steps)
@@ -319,11 +314,10 @@ class AGVMOptimWrapperMixin:
         """The sink of a statistics step's moments: the source's mixing with
         the loss scale (AMP) divided out, and the Adam rule's view of the
         optimizer."""
-        (mixing, self._shares), inv = (self._estimates.halves(size),
-                                       1.0 / self._grad_scale())
-        mixing = tuple((p * inv, q * inv) for p, q in mixing)
-        sink = dict(order=self._order, module_of=self._module_of,
-                    num_modules=len(self._modules), mixing=mixing)
+        inv = 1.0 / self._grad_scale()
+        mixing = tuple((p * inv, q * inv)
+                       for p, q in self._estimates.halves(size).mixing)
+        sink = dict(layout=self._layout, mixing=mixing)
         if self._rule == 'sgd':
             return MomentSink(**sink)
         groups = {id(p): g for g in self.optimizer.param_groups
@@ -336,10 +330,11 @@ class AGVMOptimWrapperMixin:
                     group['betas'][1], group['eps'])
 
         return MomentSink(**sink, adam_state=adam_state, chunk=chunk_size(
-            sum(p.numel() for p in self._estimates.params)))
+            sum(p.numel() for p in self._layout.params)))
 
     def _take_statistics(self, step: int) -> None:
-        if not self._modules:
+        modules = self._layout.modules
+        if not modules:
             raise RuntimeError(
                 'AGVMOptimWrapper has no model: run it through an mmengine '
                 'Runner, call optim_context(model), or call bind(model).')
@@ -358,17 +353,18 @@ class AGVMOptimWrapperMixin:
                 'statistics are discarded and the factors held.', 'current',
                 logging.WARNING)
             return
-        scales = torch.tensor([self._scales[m] for m in self._modules],
+        scales = torch.tensor([self._scales[m] for m in modules],
                               dtype=torch.float64)
         cfg = self.agvm_cfg
         phi, valid, scales = compute_factors(
-            stats[:, :3], scales, anchor=self._modules.index(cfg.anchor),
+            stats[:, :3], scales, anchor=modules.index(cfg.anchor),
             momentum=cfg.momentum, clamp=cfg.clamp, eps=cfg.eps)
-        self._scales = dict(zip(self._modules, scales.tolist()))
+        self._scales = dict(zip(modules, scales.tolist()))
         # a module without a usable gradient this step keeps its last Phi
         self._variances.update((m, float(v)) for m, v, ok in zip(
-            self._modules, phi.tolist(), valid.tolist()) if ok)
-        self._critical.update(self._modules, stats[:, 3:], self._shares)
+            modules, phi.tolist(), valid.tolist()) if ok)
+        self._critical.update(modules, stats[:, 3:],
+                              self._estimates.halves(size).shares)
         self._agvm_steps += 1
 
 

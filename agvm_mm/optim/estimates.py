@@ -8,7 +8,7 @@ of gradient and the ``mixing`` that makes the halves' mean gradients of them,
 so the rest of AGVM does not care where the halves come from.
 """
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -17,9 +17,23 @@ from mmengine.dist import all_reduce, broadcast
 from mmengine.logging import print_log
 from torch import Tensor
 
+from .layout import ModuleLayout
 from .moments import MomentSink, Mixing
 
 BUCKET_MB = 25  # DDP's default bucket size
+
+
+class Halves(NamedTuple):
+    """How a source's two halves make the step's two estimates.
+
+    Args:
+        mixing (Mixing): Of the pieces the source gives the sink: the
+            halves' mean gradients from them (:class:`MomentSink`).
+        shares (tuple[float, float]): The halves' shares ``(f_A, f_B)`` of
+            the global batch.
+    """
+    mixing: Mixing
+    shares: Tuple[float, float]
 
 
 class GradientEstimates:
@@ -36,7 +50,7 @@ class GradientEstimates:
 
     def __init__(self) -> None:
         self.sink: Optional[MomentSink] = None
-        self.params: List[nn.Parameter] = []
+        self.layout = ModuleLayout()
 
     def describe(self) -> str:
         """Where the estimates come from, for the log."""
@@ -46,18 +60,17 @@ class GradientEstimates:
         """Called once, before the first backward, with the model as the
         runner trains it; refuses a model this source cannot work with."""
 
-    def set_layout(self, params: List[nn.Parameter]) -> None:
-        """The AGVM parameters in module order (set when the wrapper binds
-        its partition): the layout of the flat vectors."""
-        self.params = params
+    def set_layout(self, layout: ModuleLayout) -> None:
+        """The AGVM modules and parameters (set when the wrapper binds its
+        partition): ``layout.params`` is the layout of the flat vectors."""
+        self.layout = layout
 
     def can_take_statistics(self, size: int) -> bool:
         """Whether a cycle of ``size`` micro-batches gives two estimates."""
         return True
 
-    def halves(self, size: int) -> Tuple[Mixing, Tuple[float, float]]:
-        """The ``mixing`` of the pieces this source gives and the halves'
-        shares ``(f_A, f_B)`` of the global batch."""
+    def halves(self, size: int) -> Halves:
+        """The halves of a cycle of ``size`` micro-batches."""
         raise NotImplementedError
 
     def after_backward(self, done: int, size: int) -> None:
@@ -157,12 +170,12 @@ class RankHalves(GradientEstimates):
             'full-precision gradients after backward.', 'current',
             logging.WARNING)
 
-    def halves(self, size: int) -> Tuple[Mixing, Tuple[float, float]]:
+    def halves(self, size: int) -> Halves:
         n_a = self.world // 2
         n_b = self.world - n_a
         c_a, c_b = self.world / (2 * n_a), self.world / (2 * n_b)
-        return ((c_a, c_a), (c_b, -c_b)), (n_a / self.world,
-                                           n_b / self.world)
+        return Halves(((c_a, c_a), (c_b, -c_b)),
+                      (n_a / self.world, n_b / self.world))
 
     def reduce_bucket(self, flat: Tensor, params: List[Tensor],
                       sink: MomentSink) -> torch.futures.Future:
@@ -185,7 +198,7 @@ class RankHalves(GradientEstimates):
     def collect(self, size: int) -> None:
         if self.hooked:
             return  # the hook gave the sink everything during backward
-        params = self.params
+        params = self.layout.params
         # a gradient missing on every rank stays missing, as with DDP
         has_grad = torch.tensor([float(p.grad is not None) for p in params],
                                 device=params[0].device)
@@ -260,23 +273,24 @@ class MicroBatchHalves(GradientEstimates):
     def can_take_statistics(self, size: int) -> bool:
         return size >= 2  # a short last cycle may have a single micro-batch
 
-    def halves(self, size: int) -> Tuple[Mixing, Tuple[float, float]]:
+    def halves(self, size: int) -> Halves:
         n_a, n_b = size // 2, size - size // 2
         c_a, c_b = size / n_a, size / n_b
-        return ((c_a, 0.0), (-c_b, c_b)), (n_a / size, n_b / size)
+        return Halves(((c_a, 0.0), (-c_b, c_b)), (n_a / size, n_b / size))
 
     def after_backward(self, done: int, size: int) -> None:
-        if done != size // 2 or not self.params:
+        params = self.layout.params
+        if done != size // 2 or not params:
             return
-        grads = [p.grad for p in self.params]
-        flat = _flatten(self.params, grads)
+        grads = [p.grad for p in params]
+        flat = _flatten(params, grads)
         if len({(g.device, g.dtype) for g in grads if g is not None}) > 1:
             self._half_a = flat  # mixed devices or dtypes: a copy only
             return
         used = [g is not None for g in grads]
         del grads  # each old .grad is freed as soon as its view replaces it
         offset = 0
-        for param, has_grad in zip(self.params, used):
+        for param, has_grad in zip(params, used):
             if has_grad:  # a missing gradient stays missing
                 param.grad = flat[offset:offset + param.numel()].view_as(
                     param)
@@ -285,12 +299,12 @@ class MicroBatchHalves(GradientEstimates):
         self._half_a, self._total = flat.clone(), flat
 
     def collect(self, size: int) -> None:
-        half_a = self._half_a
+        params, half_a = self.layout.params, self._half_a
         if half_a is None:  # no copy of half A: it summed to 0
-            half_a = _flatten(self.params, [None] * len(self.params))
+            half_a = _flatten(params, [None] * len(params))
         run: List[nn.Parameter] = []  # gradients that are views of _total
         begin = offset = 0
-        for param in self.params:
+        for param in params:
             grad = param.grad
             if grad is not None and grad is self._views.get(id(param)):
                 begin = begin if run else offset
@@ -339,7 +353,7 @@ def build_estimates(world: int, rank: int,
     return MicroBatchHalves(accumulative_counts)
 
 
-def _flatten(params: List[nn.Parameter],
+def _flatten(params: Sequence[nn.Parameter],
              grads: List[Optional[Tensor]]) -> Tensor:
     """The gradients as one flat vector in ``params``' order (0 where a
     gradient is missing): one kernel."""
@@ -350,7 +364,8 @@ def _flatten(params: List[nn.Parameter],
     ]) if params else ref.new_zeros(0)
 
 
-def _buckets(params: List[nn.Parameter]) -> List[List[nn.Parameter]]:
+def _buckets(params: Sequence[nn.Parameter]
+             ) -> List[List[nn.Parameter]]:
     """Consecutive groups of about :data:`BUCKET_MB` of gradient."""
     buckets, current, size = [], [], 0
     for param in params:

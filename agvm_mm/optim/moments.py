@@ -13,12 +13,13 @@ element-wise kernels per chunk of at most ``chunk`` elements. The moments are
 summed into modules in one fixed parameter order on the CPU, so they do not
 depend on how the pieces were cut.
 """
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from ..core import mix_moments, pair_moments, precondition
+from .layout import ModuleLayout
 
 #: The Adam rule preconditions chunks of 1/16 of the gradient, but at least
 #: 4 M elements (16 MB of float32): its temporaries, a few chunks, stay below
@@ -49,10 +50,8 @@ class MomentSink:
     threads while backward goes on.
 
     Args:
-        order (dict[int, int]): ``id(param) -> position`` of the AGVM
-            parameters in module order; others are left out.
-        module_of (dict[int, int]): ``id(param) -> module index``.
-        num_modules (int): Number of AGVM modules.
+        layout (ModuleLayout): The AGVM modules and parameters; pieces'
+            other parameters are left out.
         mixing (Mixing): ``((p, q), (r, s))``: the halves' mean gradients
             ``a = p x + q y``, ``b = r x + s y`` of every piece (the loss
             scale of AMP folded in).
@@ -62,12 +61,10 @@ class MomentSink:
             (:func:`chunk_size`).
     """
 
-    def __init__(self, order: Dict[int, int], module_of: Dict[int, int],
-                 num_modules: int, mixing: Mixing,
+    def __init__(self, layout: ModuleLayout, mixing: Mixing,
                  adam_state: Optional[AdamState] = None,
                  chunk: int = MIN_CHUNK) -> None:
-        self.order, self.module_of = order, module_of
-        self.num_modules = num_modules
+        self.layout = layout
         self.mixing = mixing
         self._adam = adam_state
         self._chunk = chunk
@@ -112,14 +109,15 @@ class MomentSink:
 
     def _modules(self, items: List[Tuple[List[int], Tensor]]) -> Tensor:
         """Sum per-parameter rows into modules, in module order."""
-        out = torch.zeros(self.num_modules, 3, dtype=torch.float64)
+        position, module_of = self.layout.position, self.layout.module_of
+        out = torch.zeros(len(self.layout.modules), 3, dtype=torch.float64)
         items = list(items)
         if not items:
             return out
         rows = torch.cat([r for _, r in items]).cpu()  # the one transfer
-        keep = [(self.order[i], self.module_of[i], k)
+        keep = [(position[i], module_of[i], k)
                 for k, i in enumerate(i for ids, _ in items for i in ids)
-                if i in self.order]
+                if i in position]
         keep.sort()
         if keep:
             _, modules, index = zip(*keep)
@@ -133,7 +131,7 @@ class MomentSink:
         flattened, None before the optimizer's first step."""
         chunks, group, begin, offset, key = [], [], 0, 0, None
         for param in params:
-            if id(param) not in self.order:  # not an AGVM parameter
+            if id(param) not in self.layout.position:  # not AGVM's
                 if group:
                     chunks.append((begin, offset, group, key))
                 group, offset = [], offset + param.numel()
