@@ -7,6 +7,7 @@ hands a :class:`~agvm_mm.optim.moments.MomentSink` flat pieces ``x``, ``y``
 of gradient and the ``mixing`` that makes the halves' mean gradients of them,
 so the rest of AGVM does not care where the halves come from.
 """
+import abc
 import logging
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -36,7 +37,7 @@ class Halves(NamedTuple):
     shares: Tuple[float, float]
 
 
-class GradientEstimates:
+class GradientEstimates(abc.ABC):
     """Interface of a source of two gradient estimates.
 
     ``size`` is the number of micro-batches in the current accumulation
@@ -52,9 +53,9 @@ class GradientEstimates:
         self.sink: Optional[MomentSink] = None
         self.layout = ModuleLayout()
 
+    @abc.abstractmethod
     def describe(self) -> str:
         """Where the estimates come from, for the log."""
-        raise NotImplementedError
 
     def attach(self, model: nn.Module) -> None:
         """Called once, before the first backward, with the model as the
@@ -69,9 +70,9 @@ class GradientEstimates:
         """Whether a cycle of ``size`` micro-batches gives two estimates."""
         return True
 
+    @abc.abstractmethod
     def halves(self, size: int) -> Halves:
         """The halves of a cycle of ``size`` micro-batches."""
-        raise NotImplementedError
 
     def after_backward(self, done: int, size: int) -> None:
         """Called after each backward of a statistics step; ``done``
