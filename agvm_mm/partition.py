@@ -15,13 +15,15 @@ Rules are looked up by class name along the MRO, so subclasses (DINO is a
 DeformableDETR is a DetectionTransformer; mmseg's Mask2FormerHead is
 mmdet's) share their parent's rule.
 """
+import typing
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch.nn as nn
 
-Layout = 'OrderedDict[str, List[str]]'  # module name -> its name prefixes
+#: Module name -> the parameter-name prefixes it is made of, in order.
+Layout = typing.OrderedDict[str, List[str]]
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def _size_rule(layout: Layout, chosen: Sequence[str],
     (after it, if it comes first) that is not small. The layout's order is
     the model's: its children as registered, then its direct parameters."""
     index = _prefix_index(layout)
-    owner = {n: _match(n, index) for n in params}
+    owner = {n: index.get(longest_prefix(n, index)) for n in params}
     total = sum(p.numel() for p in params.values()) or 1
     small = set()
     for module in layout:
@@ -227,16 +229,21 @@ def default_modules(model: nn.Module) -> Layout:
     return _size_rule(layout, chosen, params)
 
 
-def _match(name: str, prefixes) -> Optional[str]:
-    """The longest prefix that ``name`` lies under; with a dict of prefixes,
-    the value of that prefix."""
+def longest_prefix(name: str, prefixes: Iterable[str]) -> Optional[str]:
+    """The longest of ``prefixes`` that the dotted name ``name`` (of a
+    parameter or a module) lies under: equal to it or followed by a ``.``;
+    None if none.
+
+    Examples:
+        >>> longest_prefix('roi_head.mask_head.conv.weight',
+        ...                ['roi_head', 'roi_head.mask_head', 'roi'])
+        'roi_head.mask_head'
+    """
     best = None
     for prefix in prefixes:
         if (name == prefix or name.startswith(prefix + '.')) and (
                 best is None or len(prefix) > len(best)):
             best = prefix
-    if isinstance(prefixes, dict) and best is not None:
-        return prefixes[best]
     return best
 
 
@@ -266,7 +273,7 @@ def _assign(net: nn.Module, layout: Layout
         (m, []) for m in layout)
     for name, param in net.named_parameters():
         if param.requires_grad:
-            key = _match(name, index) or name.split('.')[0]
+            key = index.get(longest_prefix(name, index)) or name.split('.')[0]
             parts.setdefault(key, []).append((name, param))
     return OrderedDict((k, v) for k, v in parts.items() if v)
 
@@ -318,12 +325,12 @@ def module_contents(model: nn.Module,
         members = layout.get(module, [module])
         shown: List[Tuple[int, str]] = []
         for name, _ in named:
-            prefix = _match(name, list(index)) or name.split('.')[0]
+            prefix = longest_prefix(name, index) or name.split('.')[0]
             split = any(p.startswith(prefix + '.') for p in index)
             if split and name != prefix:  # show the child it keeps
                 prefix += '.' + name[len(prefix) + 1:].split('.')[0]
             rank = next((i for i, m in enumerate(members)
-                         if _match(prefix, [m])), len(members))
+                         if longest_prefix(prefix, [m])), len(members))
             if (rank, prefix) not in shown:
                 shown.append((rank, prefix))
         # in the order of the layout (the module's own name first)
@@ -333,7 +340,7 @@ def module_contents(model: nn.Module,
 
 
 def _match_any(prefix: str, names: Sequence[str]) -> Optional[str]:
-    return next((n for n in names if _match(n, [prefix])), None)
+    return next((n for n in names if longest_prefix(n, [prefix])), None)
 
 
 def check_partition(model: nn.Module, parts: Dict[str, List[nn.Parameter]],

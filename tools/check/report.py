@@ -173,7 +173,7 @@ def _times(ratio: float) -> str:
 
 def _describe(model, wrapper, report: Report) -> None:
     """Partition, frozen parameters, anchor and rule of the built model."""
-    from agvm_mm.partition import (_match, module_contents,
+    from agvm_mm.partition import (longest_prefix, module_contents,
                                    partition_modules, unwrap)
     net = unwrap(model)
     parts = partition_modules(net, wrapper.agvm_cfg.modules)
@@ -188,7 +188,7 @@ def _describe(model, wrapper, report: Report) -> None:
     for name, param in net.named_parameters():
         if param.requires_grad:
             continue
-        module = _match(name, prefixes) or name.split('.')[0]
+        module = longest_prefix(name, prefixes) or name.split('.')[0]
         count, tensors, names = report.frozen.get(module, (0, 0, []))
         sub = name[len(module) + 1:].split('.')[0] or name
         report.frozen[module] = (count + param.numel(), tensors + 1,
