@@ -25,7 +25,7 @@ from mmengine.registry import (HOOKS, MODELS, PARAM_SCHEDULERS,
 import agvm_mm  # noqa: F401  registers the wrapper, hook and optimizers
 import agvm_mm.schedulers  # noqa: F401  registers ExpWarmupLR
 from agvm_mm.optim import AGVMConfig
-from tools.runner_setup import _replace_syncbn
+from tools.runner_setup import replace_syncbn
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG_DIR = osp.join(ROOT, 'configs')
@@ -67,7 +67,7 @@ def cpu_model_cfg(cfg):
     """The config's model, CPU-buildable and without any weight download
     (building does not load weights; init_weights is never called)."""
     model = copy.deepcopy(cfg.model)
-    _replace_syncbn(model)  # SyncBN refuses CPU tensors; the test uses BN
+    replace_syncbn(model)  # SyncBN refuses CPU tensors; the test uses BN
     model.backbone.init_cfg = None
     model.pop('pretrained', None)  # mmseg's open-mmlab://resnet50_v1c
     return model

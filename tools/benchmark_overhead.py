@@ -65,10 +65,9 @@ def load_config(model: str):
     else:
         cfg = Config.fromfile(path if os.path.isabs(path) else
                               os.path.join(ROOT, path))
-    from tools.check.build import _no_downloads
+    from tools.runner_setup import adapt_to_cpu, no_downloads
     cfg.model.backbone.init_cfg = None
-    _no_downloads(cfg.model)
-    from tools.runner_setup import adapt_to_cpu
+    no_downloads(cfg.model)
     adapt_to_cpu(cfg)
     return cfg
 

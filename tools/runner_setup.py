@@ -1,6 +1,7 @@
 """What tools/train.py and tools/test.py share (and tools/check_config.py,
-tools/benchmark_overhead.py use): config overrides, the AMP switch and
-process group set-up that also works without a GPU (gloo)."""
+tools/benchmark_overhead.py use): config overrides, the model config edits
+of a CPU run without downloads, the AMP switch and process group set-up that
+also works without a GPU (gloo)."""
 import argparse
 import logging
 import os
@@ -64,18 +65,35 @@ def enable_auto_scale_lr(cfg: Config) -> None:
     scale.base_batch_size = scale.base_batch_size / counts
 
 
-def _replace_syncbn(node: Any) -> int:
+def replace_syncbn(node: Any) -> int:
+    """SyncBN -> BN in a model config, in place (SyncBN refuses CPU tensors
+    and one process); returns how many were replaced."""
     count = 0
     if isinstance(node, dict):
         if node.get('type') in ('SyncBN', 'MMSyncBN'):
             node['type'] = 'BN'
             count += 1
         for value in node.values():
-            count += _replace_syncbn(value)
+            count += replace_syncbn(value)
     elif isinstance(node, (list, tuple)):
         for value in node:
-            count += _replace_syncbn(value)
+            count += replace_syncbn(value)
     return count
+
+
+def no_downloads(node: Any) -> None:
+    """Drop every pretrained checkpoint of a model config, in place."""
+    if isinstance(node, dict):
+        for key, value in list(node.items()):
+            if key == 'pretrained' and isinstance(value, str):
+                node[key] = None
+            elif key == 'init_cfg' and 'Pretrained' in str(value):
+                node[key] = None
+            else:
+                no_downloads(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            no_downloads(value)
 
 
 def adapt_to_cpu(cfg: Config) -> None:
@@ -83,7 +101,7 @@ def adapt_to_cpu(cfg: Config) -> None:
     wrapper without device ids and with gloo."""
     if torch.cuda.is_available():
         return
-    if _replace_syncbn(cfg.model):
+    if replace_syncbn(cfg.model):
         print_log('No GPU: SyncBN replaced by BN.', 'current', logging.INFO)
     if cfg.get('launcher', 'none') != 'none':
         if cfg.get('model_wrapper_cfg') is None:

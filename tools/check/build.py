@@ -2,11 +2,11 @@
 the shapes data of its task on one CPU process, without downloads."""
 import copy
 import os.path as osp
-from typing import Any, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from mmengine.config import Config
 
-from tools.runner_setup import _replace_syncbn
+from tools.runner_setup import no_downloads, replace_syncbn
 from .window import INF, scheduler_by_epoch, type_name
 
 TASKS = ('detection', 'instance', 'panoptic', 'semantic')
@@ -67,21 +67,6 @@ def shapes_pipeline(task: str, img_size: int) -> List[dict]:
     ]
 
 
-def _no_downloads(node: Any) -> None:
-    """Drop every pretrained checkpoint of a model config, in place."""
-    if isinstance(node, dict):
-        for key, value in list(node.items()):
-            if key == 'pretrained' and isinstance(value, str):
-                node[key] = None
-            elif key == 'init_cfg' and 'Pretrained' in str(value):
-                node[key] = None
-            else:
-                _no_downloads(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _no_downloads(value)
-
-
 def _small_inputs(preprocessor: Optional[dict], img_size: int) -> None:
     """Fixed-size padding (mmseg's crop size, batch augments) to the check's
     image size, in place."""
@@ -130,13 +115,13 @@ def make_check_config(cfg: Config, data_root: str, work_dir: str,
     cfg.randomness = dict(seed=0)
 
     model = cfg.model
-    if _replace_syncbn(model):
+    if replace_syncbn(model):
         notes.append('SyncBN runs as BN here (one CPU process).')
     if model.get('backbone') is not None:
         model.backbone.init_cfg = None
     if 'pretrained' in model:
         model.pretrained = None
-    _no_downloads(model)
+    no_downloads(model)
     _small_inputs(model.get('data_preprocessor'), img_size)
 
     wrapper = cfg.optim_wrapper
