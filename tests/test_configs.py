@@ -181,8 +181,8 @@ def test_config(rel):
     if is_agvm:
         wrapper.bind(model)
         assert wrapper.agvm_modules[0] == 'backbone'
-        assert wrapper._rule == ('adam' if 'adamw' in match['optim']
-                                 else 'sgd')
+        assert wrapper.agvm_rule == ('adam' if 'adamw' in match['optim']
+                                     else 'sgd')
     # the warm-up builds on the wrapper as the Runner builds it
     PARAM_SCHEDULERS.build(warmup, default_args=dict(optimizer=wrapper))
     assert math.isclose(wrapper.optimizer.param_groups[0]['lr'],

@@ -125,7 +125,7 @@ def _hook_worker(rank, data, out):
         with wrapper.optim_context(ddp):
             loss = ddp(batch[rank].cuda())
         wrapper.update_params(loss)
-    out[rank] = dict(hooked=wrapper._estimates.hooked,
+    out[rank] = dict(hooked=wrapper.agvm_ddp_hooked,
                      scales=wrapper.agvm_scales,
                      params=[p.detach().cpu() for p in model.parameters()])
 

@@ -66,7 +66,7 @@ def _lockstep_worker(rank, world, data, out):
         wrapper.zero_grad()
         plain.zero_grad()
     out[rank] = dict(same=same, steps=wrapper.agvm_steps,
-                     hooked=wrapper._estimates.hooked)
+                     hooked=wrapper.agvm_ddp_hooked)
 
 
 @pytest.mark.parametrize('world', [2, 3])
@@ -157,7 +157,7 @@ def _amp_worker(rank, world, data, scale, out):
         with wrapper.optim_context(ddp):
             loss = ddp(batch[rank])
         wrapper.update_params(loss)
-    out[rank] = dict(hooked=wrapper._estimates.hooked,
+    out[rank] = dict(hooked=wrapper.agvm_ddp_hooked,
                      steps=wrapper.agvm_steps,
                      variances=wrapper.agvm_variances,
                      noise=wrapper.agvm_gradient_noise)
@@ -198,7 +198,7 @@ def _composed_worker(rank, world, data, out):
                         for p in model.parameters()))
         wrapper.step()
         wrapper.zero_grad()
-    out[rank] = dict(hooked=wrapper._estimates.hooked, fp16=fp16,
+    out[rank] = dict(hooked=wrapper.agvm_ddp_hooked, fp16=fp16,
                      steps=wrapper.agvm_steps,
                      variances=wrapper.agvm_variances)
 
@@ -290,7 +290,7 @@ def _history_worker(rank, world, kind, data, agvm, out, ddp_kwargs=None,
             inputs.append(dict(grads=grads, exp_avg_sq=state,
                                noise=wrapper.agvm_gradient_noise))
     out[rank] = dict(history=history, inputs=inputs,
-                     hooked=getattr(wrapper._estimates, 'hooked', False),
+                     hooked=wrapper.agvm_ddp_hooked,
                      scales=wrapper.agvm_scales,
                      params=[p.detach().clone() for p in model.parameters()])
 

@@ -148,7 +148,7 @@ def _ranks_worker(rank, shape, out):
     pieces.clear()
     stats = profiled(lambda: step(data[0]), memory=True)
     ordinary = profiled(lambda: step(data[1]), memory=True)
-    assert wrapper.agvm_steps == 2 and wrapper._estimates.hooked
+    assert wrapper.agvm_steps == 2 and wrapper.agvm_ddp_hooked
     replays = []  # the real add again, on this thread
     for sink, params, numel, consume in pieces:
         x, y = torch.randn(numel), torch.randn(numel)

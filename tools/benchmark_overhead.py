@@ -257,7 +257,7 @@ def report(runs, mem, grad_bytes, world, cuda, size, agvm, args) -> None:
           f'{mem[0] / 2**20:.1f} MB plain, {mem[1] / 2**20:.1f} MB AGVM, '
           f'gradient {grad_bytes / 2**20:.1f} MB, '
           f'{"CUDA allocated" if cuda else "tensors allocated (profiler)"})')
-    print('AGVM ' + agvm._estimates.describe() + '; factors after '
+    print('AGVM ' + agvm.agvm_source + '; factors after '
           f'{agvm.agvm_steps} statistics steps: ' + ', '.join(
               f'{k}={v:.3f}' for k, v in agvm.agvm_scales.items()))
 

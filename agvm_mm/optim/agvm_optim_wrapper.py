@@ -137,6 +137,23 @@ class AGVMOptimWrapperMixin:
         return self._rule
 
     @property
+    def agvm_source(self) -> str:
+        """Where the two gradient estimates come from, as the log says:
+        e.g. ``"2 processes (reduced inside DDP's buckets during
+        backward)"`` or ``'2 accumulated micro-batches'`` (docs/algorithm.md
+        §2)."""
+        return self._estimates.describe()
+
+    @property
+    def agvm_ddp_hooked(self) -> bool:
+        """Whether AGVM's DDP communication hook is registered on the model,
+        so that a statistics step is reduced inside DDP's buckets during
+        backward; False on one process, before the first ``optim_context``,
+        and where AGVM reduces after backward (a hook of the user's, a
+        wrapper that is not DDP)."""
+        return self._estimates.hooked
+
+    @property
     def agvm_steps(self) -> int:
         """Number of statistics steps taken so far."""
         return self._agvm_steps
@@ -200,7 +217,7 @@ class AGVMOptimWrapperMixin:
                 f'AGVM: modules {self.agvm_modules}, anchor '
                 f'{self.agvm_cfg.anchor!r}, {self._rule.upper()}-type '
                 f'variance rule for {type(self.optimizer).__name__}, two '
-                f'estimates from {self._estimates.describe()}', 'current')
+                f'estimates from {self.agvm_source}', 'current')
             self._announced = True
         with super().optim_context(model):
             yield

@@ -48,6 +48,9 @@ class GradientEstimates(abc.ABC):
     #: DDP must skip its own reduction on a statistics step (``step()``
     #: reduces instead).
     skips_ddp_reduction = False
+    #: The source's DDP communication hook is registered: it reduces a
+    #: statistics step inside DDP's buckets.
+    hooked = False
 
     def __init__(self) -> None:
         self.sink: Optional[MomentSink] = None
