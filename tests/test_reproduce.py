@@ -97,8 +97,10 @@ def test_total_loss():
     assert total_loss(dict(acc=1.0)) is None
     assert math.isnan(total_loss(dict(loss=torch.tensor(float('nan')))))
     hook = DivergenceHook(max_loss=10.0)
-    assert hook._is_bad(11.0) and hook._is_bad(float('inf'))
-    assert not hook._is_bad(9.0) and not hook._is_bad(None)
+    assert (hook.divergence_reason(11.0)
+            and hook.divergence_reason(float('inf')))
+    assert (not hook.divergence_reason(9.0)
+            and not hook.divergence_reason(None))
 
 
 def test_divergence_hook_iter_loop(tmp_path):

@@ -127,7 +127,10 @@ class DivergenceHook(Hook):
         self._sampler = _StoppableSampler(sampler)
         batch_sampler.sampler = self._sampler
 
-    def _is_bad(self, loss: Optional[float]) -> Optional[str]:
+    def divergence_reason(self, loss: Optional[float]) -> Optional[str]:
+        """Why ``loss`` (:func:`total_loss`) counts as diverged (a
+        non-finite loss, one above ``max_loss``), or None if it does not or
+        there is none."""
         if loss is None:
             return None
         if not math.isfinite(loss):
@@ -142,7 +145,7 @@ class DivergenceHook(Hook):
                 runner, self.interval):
             return
         loss = total_loss(outputs)
-        reason = self._is_bad(loss)
+        reason = self.divergence_reason(loss)
         if get_world_size() > 1:  # every rank must stop at the same iter
             flag = torch.tensor([1.0 if reason else 0.0])
             all_reduce(flag, op='max')
