@@ -252,6 +252,55 @@ def test_a_model_without_ddp_is_refused_with_the_config_key():
         RankHalves(2, 0).attach(FullyShardedDataParallel())
 
 
+def _group_worker(rank, world, data, out):
+    """DDP built with a process group of its own: of all ranks (the hook
+    reduces in it), and of rank 0 only (refused)."""
+    import torch.distributed as dist
+
+    from agvm_mm.optim.estimates import RankHalves
+    runs = {}
+    for name, group in (('default', None),
+                        ('own', dist.new_group(list(range(world))))):
+        model = Toy()
+        ddp = DDP(model, process_group=group)
+        wrapper = AGVMOptimWrapper(make_optimizer('SGD', ddp.parameters()),
+                                   accumulative_counts=1,
+                                   agvm=dict(start_iter=0, interval=1))
+        for batch in data:
+            with wrapper.optim_context(ddp):
+                loss = ddp(batch[rank])
+            wrapper.update_params(loss)
+        runs[name] = (wrapper.agvm_ddp_hooked, wrapper.agvm_steps,
+                      wrapper.agvm_scales)
+    part = dist.new_group([0])
+
+    class OnRankZero(nn.Module):
+        process_group = part
+
+        def no_sync(self):
+            pass
+
+    try:
+        RankHalves(world, rank).attach(OnRankZero())
+        refused = ''
+    except ValueError as error:
+        refused = str(error)
+    out[rank] = dict(runs=runs, refused=refused)
+
+
+def test_ddp_with_its_own_process_group():
+    world = 2
+    out = mp.Manager().dict()
+    run_ranks(_group_worker, (world, batches(3, world), out), world)
+    for r in range(world):
+        runs = out[r]['runs']
+        assert runs['own'][:2] == runs['default'][:2] == (True, 3)
+        assert runs['own'][2] == pytest.approx(runs['default'][2],
+                                               rel=1e-12)
+        assert 'model_wrapper_cfg' in out[r]['refused']
+        assert 'process_group=None' in out[r]['refused']
+
+
 def _history_worker(rank, world, kind, data, agvm, out, ddp_kwargs=None,
                     counts=None):
     """Trains, and keeps what each statistics step's Phi was computed from:

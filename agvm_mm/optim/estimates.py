@@ -119,7 +119,8 @@ class RankHalves(GradientEstimates):
     used (a hook is registered already, or a wrapper that is not DDP but has
     ``no_sync``), DDP skips its reduction on statistics steps and
     :meth:`collect` reduces the gradients in buckets of :data:`BUCKET_MB`
-    after backward.
+    after backward. The reductions run in the process group the model was
+    built with, as DDP's own do; one that leaves processes out is refused.
 
     Args:
         world (int): World size, >= 2.
@@ -131,6 +132,7 @@ class RankHalves(GradientEstimates):
         self.world, self.rank = world, rank
         self.sign = 1.0 if rank < world // 2 else -1.0
         self.hooked = False
+        self.group: Optional[dist.ProcessGroup] = None  # None: the world
 
     @property
     def skips_ddp_reduction(self) -> bool:
@@ -150,6 +152,16 @@ class RankHalves(GradientEstimates):
                 f'needs every rank\'s full gradient of the model wrapped in '
                 f'DistributedDataParallel (MMDistributedDataParallel, the '
                 f"Runner's default), but the model is a {name}.")
+        group = getattr(model, 'process_group', None)
+        if group is not None and (dist.get_world_size(group) !=
+                                  dist.get_world_size()):
+            raise ValueError(
+                f'model_wrapper_cfg: AGVMOptimWrapper splits all '
+                f'{dist.get_world_size()} processes into two halves, but the '
+                f'{name} reduces its gradients in a process group of '
+                f'{dist.get_world_size(group)} of them. Build it with the '
+                'default process group (process_group=None).')
+        self.group = group
         if not isinstance(model, nn.parallel.DistributedDataParallel):
             print_log(
                 f'AGVM: {name} is not DistributedDataParallel, so no DDP '
@@ -190,7 +202,8 @@ class RankHalves(GradientEstimates):
         bucket besides the half-signed one."""
         diff = torch.mul(flat, self.sign / self.world)
         flat.mul_(1.0 / self.world)
-        futures = [dist.all_reduce(t, async_op=True).get_future()
+        futures = [dist.all_reduce(t, group=self.group,
+                                   async_op=True).get_future()
                    for t in (flat, diff)]
 
         def finish(_) -> Tensor:
@@ -234,12 +247,14 @@ def agvm_comm_hook(state: RankHalves, bucket: dist.GradBucket
     all-reduce on ordinary steps (the gradient times ``1 / W``, then summed,
     as DDP does without a hook), and on a statistics step the all-reduces of
     the bucket and of its half-signed copy, whose statistics are taken as
-    soon as they arrive."""
+    soon as they arrive; all in the model's process group
+    (``state.group``)."""
     buffer = bucket.buffer()
     if state.sink is None:
         buffer.mul_(1.0 / state.world)
-        return dist.all_reduce(buffer, async_op=True).get_future().then(
-            lambda fut: fut.value()[0])
+        return dist.all_reduce(
+            buffer, group=state.group, async_op=True).get_future().then(
+                lambda fut: fut.value()[0])
     return state.reduce_bucket(buffer, bucket.parameters(), state.sink)
 
 
