@@ -149,6 +149,27 @@ def test_clip_grad_window():
     assert len(hub.get_scalar('train/grad_norm').data[0]) == 3
 
 
+def test_each_statistics_step_is_published_once():
+    """In the message hub from the micro-batch that ends it to the next
+    backward: a hook's after_train_iter sees it in one iteration."""
+    from agvm_mm.optim.published import published_statistics
+    hub = MessageHub.get_current_instance()
+    model = Toy()
+    wrapper = AGVMOptimWrapper(make_optimizer('SGD', model.parameters()),
+                               accumulative_counts=2,
+                               agvm=dict(start_iter=0, interval=2))
+    seen = []
+    for micro in batches(4, 2):
+        for x in micro:
+            with wrapper.optim_context(model):
+                loss = model(x)
+            wrapper.update_params(loss)
+            seen.append([s.step for s in published_statistics(hub)
+                         if s.wrapper is wrapper])
+    assert seen == [[], [0], [], [], [], [2], [], []]
+    assert 'agvm_statistics' not in hub.state_dict()['runtime_info']
+
+
 def test_state_dict_round_trip():
     data = batches(5, 2)
     _, wrapper, _ = run_wrapper(RETINANET, 'AdamW', data,

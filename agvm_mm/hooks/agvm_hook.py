@@ -9,6 +9,7 @@ from mmengine.logging import print_log
 from mmengine.registry import HOOKS
 
 from ..optim.agvm_config import find_warmup
+from ..optim.published import StatisticsStep, published_statistics
 
 
 def agvm_wrappers(runner) -> List:
@@ -18,6 +19,14 @@ def agvm_wrappers(runner) -> List:
     candidates = (wrapper.values()
                   if hasattr(wrapper, 'optim_wrappers') else [wrapper])
     return [w for w in candidates if hasattr(w, 'agvm_cfg')]
+
+
+def statistics_steps(runner) -> List[StatisticsStep]:
+    """The statistics steps the runner's AGVM wrappers published in this
+    iteration (:mod:`~agvm_mm.optim.published`): usually none or one."""
+    wrappers = agvm_wrappers(runner)
+    return [s for s in published_statistics(runner.message_hub)
+            if any(s.wrapper is w for w in wrappers)]
 
 
 def samples_per_step(runner, wrapper) -> int:
@@ -54,8 +63,8 @@ class AGVMHook(Hook):
     """Puts each module's variance ``Phi_m``, factor ``s_m`` and critical
     batch ``B_noise`` (the gradient noise scale in images, NaN while there is
     no estimate or the gradient is noise-dominated; docs/algorithm.md §9)
-    into the message hub at every AGVM statistics step (as
-    ``train/agvm_phi/<m>``, ``train/agvm_scale/<m>`` and
+    into the message hub at every AGVM statistics step the wrapper published
+    (as ``train/agvm_phi/<m>``, ``train/agvm_scale/<m>`` and
     ``train/agvm_bnoise/<m>``), so the logger prints them and every
     visualizer backend stores them; places the AGVM window relative to the
     warm-up, as the authors' configs do (AGVM from 100 steps after the
@@ -97,7 +106,6 @@ class AGVMHook(Hook):
         self.start_after_warmup = start_after_warmup
         self.start_offset = start_offset
         self.clip_window = None if clip_window is None else tuple(clip_window)
-        self._seen = {}
 
     def before_train(self, runner) -> None:
         wrappers = agvm_wrappers(runner)
@@ -106,7 +114,6 @@ class AGVMHook(Hook):
                       'current')
         end = warmup_end_iter(runner)
         for wrapper in wrappers:
-            self._seen[id(wrapper)] = wrapper.agvm_steps
             cfg = wrapper.agvm_cfg
             # optimizer step of the warm-up's end
             warm = (None if end is None else math.ceil(
@@ -155,15 +162,13 @@ class AGVMHook(Hook):
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
-        for wrapper in agvm_wrappers(runner):
-            if wrapper.agvm_steps == self._seen.get(id(wrapper)):
-                continue
-            self._seen[id(wrapper)] = wrapper.agvm_steps
-            hub = runner.message_hub
-            for name, phi in wrapper.agvm_variances.items():
+        hub = runner.message_hub
+        for stats in statistics_steps(runner):
+            for name, phi in stats.variances.items():
                 hub.update_scalar(f'train/agvm_phi/{name}', phi)
-            for name, scale in wrapper.agvm_scales.items():
+            for name, scale in stats.scales.items():
                 hub.update_scalar(f'train/agvm_scale/{name}', scale)
+            wrapper = stats.wrapper
             noise = wrapper.agvm_noise_scale(samples_per_step(runner, wrapper))
             for name, value in noise.items():  # inf: noise-dominated
                 hub.update_scalar(f'train/agvm_bnoise/{name}',

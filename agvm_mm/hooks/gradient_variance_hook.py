@@ -4,13 +4,13 @@ paper's Figure 1)."""
 import csv
 import math
 import os.path as osp
-from typing import Dict, Optional
+from typing import Optional
 
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 
-from .agvm_hook import agvm_wrappers, samples_per_step
+from .agvm_hook import agvm_wrappers, samples_per_step, statistics_steps
 
 CSV_NAME = 'gradient_variance.csv'
 COLUMNS = ('batch', 'step', 'iteration', 'module', 'phi', 'scale', 'gsq',
@@ -44,7 +44,6 @@ class GradientVarianceHook(Hook):
                  filename: str = CSV_NAME) -> None:
         self.batch = batch
         self.filename = filename
-        self._seen: Dict[int, int] = {}
         self.path: Optional[str] = None
 
     def before_train(self, runner) -> None:
@@ -54,8 +53,6 @@ class GradientVarianceHook(Hook):
                 'GradientVarianceHook needs an AGVM optim wrapper '
                 "(optim_wrapper.type='AGVMOptimWrapper'; agvm.modulate=False "
                 'only measures).')
-        for wrapper in wrappers:
-            self._seen[id(wrapper)] = wrapper.agvm_steps
         if self.batch is None:
             self.batch = samples_per_step(runner, wrappers[0])
         self.path = osp.join(runner.work_dir, self.filename)
@@ -67,21 +64,17 @@ class GradientVarianceHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         rows = []
-        for wrapper in agvm_wrappers(runner):
-            if wrapper.agvm_steps == self._seen.get(id(wrapper)):
-                continue
-            self._seen[id(wrapper)] = wrapper.agvm_steps
-            step = wrapper.optimizer_step
-            scales = wrapper.agvm_scales
-            noise = wrapper.agvm_gradient_noise
-            bnoise = wrapper.agvm_noise_scale(self.batch)
-            for module, phi in wrapper.agvm_variances.items():
-                gsq, trace = noise.get(module, (math.nan, math.nan))
+        for stats in statistics_steps(runner):
+            bnoise = stats.wrapper.agvm_noise_scale(self.batch)
+            for module, phi in stats.variances.items():
+                gsq, trace = stats.gradient_noise.get(module,
+                                                      (math.nan, math.nan))
                 running = bnoise.get(module, math.nan)
-                rows.append((self.batch, step, runner.iter + 1, module) + tuple(
-                    repr(float(v)) for v in (
-                        phi, scales.get(module, 1.0), gsq, trace * self.batch,
-                        running if math.isfinite(running) else math.nan)))
+                values = (phi, stats.scales.get(module, 1.0), gsq,
+                          trace * self.batch,
+                          running if math.isfinite(running) else math.nan)
+                rows.append((self.batch, stats.step, runner.iter + 1, module)
+                            + tuple(repr(float(v)) for v in values))
         if rows and is_main_process():
             with open(self.path, 'a', newline='') as f:
                 csv.writer(f).writerows(rows)

@@ -18,6 +18,7 @@ from .critical_batch import CriticalBatch
 from .estimates import build_estimates
 from .layout import ModuleLayout
 from .moments import MomentSink, chunk_size
+from .published import StatisticsStep, publish, withdraw
 
 # Optimizer classes (matched along the MRO) whose variance rule is known.
 SGD_TYPES = ('SGD', 'Lars', 'LARS', 'LARC')
@@ -51,9 +52,11 @@ class AGVMOptimWrapperMixin:
     processes (:class:`~agvm_mm.optim.estimates.RankHalves`) or of the
     accumulated micro-batches on one process
     (:class:`~agvm_mm.optim.estimates.MicroBatchHalves`); the step itself
-    uses the usual global mean gradient. On other steps nothing differs from
-    the wrapped class, except that inside the AGVM window each module's
-    learning rate is scaled by its factor (§5).
+    uses the usual global mean gradient. Each statistics step is published
+    to the message hub until the next backward
+    (:mod:`~agvm_mm.optim.published`), for the hooks that log it. On other
+    steps nothing differs from the wrapped class, except that inside the
+    AGVM window each module's learning rate is scaled by its factor (§5).
     """
 
     def __init__(self, *args, agvm: Optional[dict] = None, **kwargs) -> None:
@@ -230,6 +233,7 @@ class AGVMOptimWrapperMixin:
         return super().should_sync()
 
     def backward(self, loss: Tensor, **kwargs) -> None:
+        withdraw(self.message_hub, self)  # a step published before
         step = self._step_of(self._inner_count)  # the coming micro-batch's
         stats = self._stats_step(step)
         if stats and self._estimates.sink is None:
@@ -383,6 +387,9 @@ class AGVMOptimWrapperMixin:
         self._critical.update(modules, stats[:, 3:],
                               self._estimates.halves(size).shares)
         self._agvm_steps += 1
+        publish(self.message_hub, StatisticsStep(
+            self, step, self.agvm_variances, self.agvm_scales,
+            self.agvm_gradient_noise))
 
 
 def _check_adam_groups(optimizer: torch.optim.Optimizer) -> None:

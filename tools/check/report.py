@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Tuple
 from mmengine.config import Config
 from mmengine.hooks import Hook
 
-from agvm_mm.hooks.agvm_hook import samples_per_step
+from agvm_mm.hooks.agvm_hook import samples_per_step, statistics_steps
 from tools.harness.variance import describe_critical_batch
 from tools.runner_setup import build_runner
 from .build import detect_task, make_check_config
@@ -39,19 +39,16 @@ class StatisticsRecorder(Hook):
         self.steps: List[Tuple[Dict[str, float], Dict[str, float]]] = []
         self.critical: Dict[str, float] = {}
         self.losses: List[float] = []
-        self._seen = 0
 
     def after_train_iter(self, runner, batch_idx: int, data_batch=None,
                          outputs=None) -> None:
         if outputs and 'loss' in outputs:
             loss = outputs['loss']
             self.losses.append(float(getattr(loss, 'detach', lambda: loss)()))
-        wrapper = runner.optim_wrapper
-        if wrapper.agvm_steps != self._seen:
-            self._seen = wrapper.agvm_steps
-            self.steps.append((wrapper.agvm_variances, wrapper.agvm_scales))
-            self.critical = wrapper.agvm_noise_scale(
-                samples_per_step(runner, wrapper))
+        for stats in statistics_steps(runner):
+            self.steps.append((stats.variances, stats.scales))
+            self.critical = stats.wrapper.agvm_noise_scale(
+                samples_per_step(runner, stats.wrapper))
 
 
 @dataclass
