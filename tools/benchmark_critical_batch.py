@@ -41,7 +41,6 @@ import math
 import os
 import os.path as osp
 import shutil
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Tuple
@@ -49,6 +48,7 @@ from typing import Dict, Tuple
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.harness.process import run_tool, tool_env  # noqa: E402
 from tools.harness.variance import (critical_batches,  # noqa: E402
                                     describe_critical_batch, modules_of,
                                     read_rows)
@@ -77,12 +77,14 @@ def run_one(family: str, backbone: str, steps: int, threads: int) -> str:
             '--batch-per-proc', '4', '--steps', str(steps), '--interval', '1',
             '--schedule', 'constant', '--seed', '0', '--work-dir', work,
             '--cfg-options', *options]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-               MKL_NUM_THREADS=str(threads), PYTHONPATH=ROOT)
     os.makedirs(work, exist_ok=True)
-    with open(osp.join(work, 'run.log'), 'w') as log:
-        subprocess.run(argv, cwd=ROOT, env=env, stdout=log,
-                       stderr=subprocess.STDOUT, check=True)
+    log = osp.join(work, 'run.log')
+    result = run_tool(argv, tool_env(threads=threads), cwd=ROOT,
+                      log_path=log)
+    if result.returncode:
+        raise RuntimeError(f'{family}-{backbone}: the gradient-variance run '
+                           f'failed with exit code {result.returncode} (see '
+                           f'{log})')
     return csv
 
 

@@ -53,6 +53,7 @@ from typing import Dict, List, Optional, Sequence
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from tools.harness.process import run_tool, tool_env  # noqa: E402
 from tools.paper_regime import (Run, collect, plan,  # noqa: E402
                                 reproduce_argv, write_report)
 from tools.pretrain_backbone import CHECKPOINT  # noqa: E402
@@ -81,11 +82,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.report_only:
             write_report(done, args.out)
         return 0
-    subprocess.run([sys.executable, osp.join(ROOT, 'tools',
-                                             'pretrain_backbone.py')],
-                   check=True)
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads),
-               MKL_NUM_THREADS=str(args.threads))
+    pretrain = run_tool([sys.executable, osp.join(ROOT, 'tools',
+                                                  'pretrain_backbone.py')],
+                        tool_env(), on_line=_show)
+    if pretrain.returncode:
+        raise SystemExit('tools/pretrain_backbone.py failed with exit code '
+                         f'{pretrain.returncode}')
+    env = tool_env(threads=args.threads)
     os.makedirs(args.work_root, exist_ok=True)
     commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
@@ -162,10 +165,13 @@ def checkpoint_id(path: str) -> str:
     return f'{digest} {accuracy:.2f}'
 
 
-def _call(argv: List[str], env: dict, log: str) -> int:
-    with open(log, 'a') as f:
-        return subprocess.call(argv, cwd=os.getcwd(), env=env, stdout=f,
-                               stderr=subprocess.STDOUT)
+def _call(argv: List[str], env: dict, log: str) -> Optional[int]:
+    with open(log, 'a') as f:  # a run continued later appends
+        return run_tool(argv, env, on_line=f.write, keep=1).returncode
+
+
+def _show(line: str) -> None:
+    print(line, end='', flush=True)
 
 
 if __name__ == '__main__':

@@ -17,7 +17,6 @@ import argparse
 import os
 import os.path as osp
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TOOL = osp.join(ROOT, 'tools', 'check_config.py')
 
 #: The README's switch to AGVM; ``*_base_.get('custom_hooks', [])`` keeps
 #: the base's own hooks (EMA, pipeline and mode switches, sync-norm).
@@ -246,21 +244,17 @@ def _modules_text(modules: Sequence[str], contents: Dict[str, str]) -> str:
 def run_one(entry: Entry, workdir: str, data_root: str, steps: int,
             timeout: float) -> Outcome:
     """Write ``entry``'s config with the switch and check it."""
+    from tools.harness.process import run_tool, tool_env
     config = osp.join(workdir, f'{entry.name}_agvm.py')
     with open(config, 'w') as f:
         f.write(SWITCH.format(config=entry.config))
-    args = [sys.executable, TOOL, config, '--steps', str(steps),
-            '--data-root', data_root]
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    args = [sys.executable, osp.join(ROOT, 'tools', 'check_config.py'),
+            config, '--steps', str(steps), '--data-root', data_root]
     start = time.time()
-    try:
-        proc = subprocess.run(args, cwd=workdir, env=env, text=True,
-                              capture_output=True, timeout=timeout)
-        status, output = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as error:
-        status, output = None, str(error.stdout or '')
-    return judge(Outcome(entry, status, time.time() - start, output))
+    result = run_tool(args, tool_env(threads=1), cwd=workdir,
+                      timeout=timeout, keep=None)
+    return judge(Outcome(entry, result.returncode, time.time() - start,
+                         result.output))
 
 
 def table(outcomes: Sequence[Outcome]) -> str:

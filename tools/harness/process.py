@@ -1,5 +1,6 @@
 """Run a tool as a subprocess: the one launcher of ``tools/reproduce.py``'s
-cells, the gradient-variance runs and the main job."""
+cells, the gradient-variance runs, the main job, the zoo check and the
+critical-batch and paper-regime benchmarks."""
 import os
 import os.path as osp
 import socket
