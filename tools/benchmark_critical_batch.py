@@ -45,15 +45,14 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from checkout import ROOT  # this checkout, first on sys.path
 
-from tools.harness.process import run_tool, tool_env  # noqa: E402
-from tools.harness.variance import (critical_batches,  # noqa: E402
+from tools.harness.process import run_tool, tool_env
+from tools.harness.variance import (critical_batches,
                                     describe_critical_batch, modules_of,
                                     read_rows)
-from tools.paper_regime.grid import NUM_TRAIN, RANDOM_INIT  # noqa: E402
-from tools.pretrain_backbone import CHECKPOINT  # noqa: E402
+from tools.paper_regime.grid import NUM_TRAIN, RANDOM_INIT
+from tools.pretrain_backbone import CHECKPOINT
 
 FAMILIES = {'retinanet': 'configs/shapes/retinanet_tiny_shapes_paper_agvm.py',
             'faster_rcnn':

@@ -33,16 +33,13 @@ import argparse
 import copy
 import os
 import statistics
-import sys
 import time
 from typing import Dict, List
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from checkout import ROOT  # this checkout, first on sys.path
 
 MODELS = {
     'shapes-retinanet': ('configs/shapes/retinanet_tiny_shapes_agvm.py',

@@ -50,13 +50,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Dict, List, Optional, Sequence
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from checkout import ROOT  # this checkout, first on sys.path
 
-from tools.harness.process import run_tool, tool_env  # noqa: E402
-from tools.paper_regime import (Run, collect, plan,  # noqa: E402
-                                reproduce_argv, write_report)
-from tools.pretrain_backbone import CHECKPOINT  # noqa: E402
+from tools.harness.process import run_tool, tool_env
+from tools.paper_regime import (Run, collect, plan, reproduce_argv,
+                                write_report)
+from tools.pretrain_backbone import CHECKPOINT
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

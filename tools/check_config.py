@@ -26,17 +26,13 @@ but the model needs an op without a CPU kernel (CUDA only), so the check
 steps did not run.
 """
 import argparse
-import os.path as osp
 import sys
 
+import checkout  # noqa: F401  this checkout first on sys.path
 from mmengine.config import Config, DictAction
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-import agvm_mm  # noqa: E402,F401  registers the AGVM types
-from tools.check import check_config, check_data_root  # noqa: E402
+import agvm_mm  # noqa: F401  registers the AGVM types
+from tools.check import check_config, check_data_root
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -7,13 +7,13 @@ Example::
         --num-val 100 --img-size 128 --seed 0 --workers 2
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+try:  # run as a script
+    import checkout  # noqa: F401  this checkout first on sys.path
+except ImportError:  # run (runpy) in a process that has the checkout
+    pass
 
-from agvm_mm.datasets.generate import (ALL_TASKS,  # noqa: E402
-                                       generate_shapes)
+from agvm_mm.datasets.generate import ALL_TASKS, generate_shapes
 
 
 def parse_args() -> argparse.Namespace:

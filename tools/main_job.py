@@ -31,8 +31,8 @@ import os.path as osp
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from checkout import ROOT  # this checkout, first on sys.path
+
 DEFAULT_CONFIG = 'configs/shapes/retinanet_tiny_shapes_agvm.py'
 
 

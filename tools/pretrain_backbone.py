@@ -31,21 +31,18 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
+import checkout  # noqa: F401  this checkout first on sys.path
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.evaluator import BaseMetric
+from mmengine.model import BaseModel
+from torch.utils.data import Dataset
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # what the paper-regime configs load (pretrained_backbone in
 # configs/_base_/schedules/shapes_paper_6500it.py)
 CHECKPOINT = 'data/pretrained/resnet18_16ch_shapes.pth'
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from mmengine.evaluator import BaseMetric  # noqa: E402
-from mmengine.model import BaseModel  # noqa: E402
-from torch.utils.data import Dataset  # noqa: E402
 
 # mmdet's data_preprocessor of the shapes configs (RGB order)
 MEAN = (123.675, 116.28, 103.53)

@@ -19,14 +19,12 @@ written into --out-dir from the runs' own logs. Diverged runs are stopped by Div
 as NaN.
 """
 import argparse
-import os.path as osp
 import shlex
 import sys
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import checkout  # noqa: F401  this checkout first on sys.path
 
-from tools import harness as R  # noqa: E402
+from tools import harness as R
 
 
 def parse_args(argv=None) -> argparse.Namespace:

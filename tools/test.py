@@ -4,19 +4,13 @@
         [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os.path as osp
-import sys
 
+import checkout  # noqa: F401  this checkout first on sys.path
 from mmengine.config import Config
 from mmengine.dist import get_rank
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # ``tools`` from any working directory
-    sys.path.insert(0, ROOT)
-
-import agvm_mm  # noqa: E402,F401
-from tools.runner_setup import (build_runner, parse_args,  # noqa: E402
-                                prepare, shutdown)
+import agvm_mm  # noqa: F401
+from tools.runner_setup import build_runner, parse_args, prepare, shutdown
 
 
 def get_args() -> argparse.Namespace:

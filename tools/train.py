@@ -4,19 +4,14 @@
         [--auto-scale-lr] [--cfg-options k=v ...] [--launcher pytorch]
 """
 import argparse
-import os.path as osp
-import sys
 
+import checkout  # noqa: F401  this checkout first on sys.path
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if ROOT not in sys.path:  # ``tools`` from any working directory
-    sys.path.insert(0, ROOT)
-
-import agvm_mm  # noqa: E402,F401  registers AGVM's wrapper, constructor, hook
-from tools.runner_setup import (amp_available, build_runner,  # noqa: E402
-                                enable_amp, enable_auto_scale_lr, parse_args,
-                                prepare, shutdown)
+import agvm_mm  # noqa: F401  registers AGVM's wrapper, constructor, hook
+from tools.runner_setup import (amp_available, build_runner, enable_amp,
+                                enable_auto_scale_lr, parse_args, prepare,
+                                shutdown)
 
 
 def get_args() -> argparse.Namespace:

@@ -24,8 +24,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-
 #: The README's switch to AGVM; ``*_base_.get('custom_hooks', [])`` keeps
 #: the base's own hooks (EMA, pipeline and mode switches, sync-norm).
 SWITCH = """_base_ = '{config}'
@@ -244,6 +242,7 @@ def _modules_text(modules: Sequence[str], contents: Dict[str, str]) -> str:
 def run_one(entry: Entry, workdir: str, data_root: str, steps: int,
             timeout: float) -> Outcome:
     """Write ``entry``'s config with the switch and check it."""
+    from tools.checkout import ROOT
     from tools.harness.process import run_tool, tool_env
     config = osp.join(workdir, f'{entry.name}_agvm.py')
     with open(config, 'w') as f:
@@ -275,7 +274,6 @@ def run_zoo(entries: Sequence[Entry], steps: int = 2, jobs: int = 2,
             ) -> List[Outcome]:
     """Check ``entries``, ``jobs`` at a time (slow ones first); the
     outcomes in the order of ``entries``."""
-    sys.path.insert(0, ROOT)
     from tools.check import check_data_root
     with tempfile.TemporaryDirectory(prefix='agvm_zoo_') as tmp:
         workdir = keep or tmp
@@ -339,5 +337,6 @@ def main(argv=None) -> int:
     return 1 if failed else 0
 
 
-if __name__ == '__main__':
+if __name__ == '__main__':  # (imported, the checkout is on sys.path)
+    import checkout  # noqa: F401  this checkout first on sys.path
     sys.exit(main())

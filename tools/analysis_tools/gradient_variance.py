@@ -32,9 +32,9 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+if __name__ == '__main__':  # a script of tools/analysis_tools/
+    sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+    import checkout  # noqa: F401  this checkout first on sys.path
 
 from mmengine.config import DictAction  # noqa: E402
 

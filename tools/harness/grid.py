@@ -10,8 +10,8 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from tools.checkout import ROOT
 from .optims import OPTIMS, normalize_optim
-from .process import ROOT
 
 # files in a cell's work dir (the generated config is not in the work dir
 # itself, where mmengine dumps the full config under the same file name)

@@ -6,9 +6,10 @@ import os.path as osp
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from tools.checkout import ROOT
 from .grid import (CONFIG_SUBDIR, DIVERGENCE_IMPORTS, Cell, cell_work_dir,
                    find_paper_config, plain, render_config)
-from .process import ROOT, train_command
+from .process import train_command
 
 
 @dataclass

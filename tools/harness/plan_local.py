@@ -6,10 +6,11 @@ import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from tools.checkout import ROOT
 from .grid import (CONFIG_SUBDIR, DIVERGENCE_IMPORTS, FAMILIES, Cell,
                    cell_work_dir, plain, render_config)
 from .optims import OPTIMIZERS
-from .process import ROOT, train_command
+from .process import train_command
 from .schedules import (lr_factor, parse_base_lr, scale_schedulers,
                         to_iterations, warmup_end)
 

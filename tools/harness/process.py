@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tools.checkout import ROOT
 
 # Children still running: killed together when a grid is interrupted
 # (Ctrl-C reaches the main thread, not the job threads that wait on them).

@@ -10,7 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from tools.checkout import ROOT
+
 FAMILY = 'retinanet_paper'
 RECIPE_BATCH, RECIPE_LR = 16, 0.02
 REF_BATCH, LARGE = 8, (128, 64)  # the largest first: the verdict's batch
