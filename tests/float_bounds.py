@@ -79,11 +79,23 @@ def _phi(ua: Tensor, ub: Tensor) -> float:
     return 1.0 - float(ua @ ub) / (float(ua.norm()) * float(ub.norm()))
 
 
-def _angle_term(phi: float, e_a: float, e_b: float) -> float:
-    assert max(e_a, e_b) < 1e-3, (e_a, e_b)  # first order is then enough
+def angle_bound(phi: float, e_a: float, e_b: float) -> float:
+    """How far ``1 - cos`` of two vectors at ``Phi = phi`` may move when each
+    is perturbed by a relative ``e_A``, ``e_B`` (in norm, below 1): each
+    turns by at most ``asin(e)``, so ``sin(theta) D + D^2 / 2`` with ``D``
+    the two turns (term 4 of the module docstring)."""
     turn = math.asin(e_a) + math.asin(e_b)
     sin = math.sqrt(max(0.0, 1.0 - (1.0 - phi)**2))
     return sin * turn + turn * turn / 2
+
+
+def preconditioned(g: Tensor, v: Optional[Tensor], beta2: float,
+                   eps: float) -> Tensor:
+    """The Adam rule's ``g / (sqrt(beta2 v + (1 - beta2) g^2) + eps)`` in
+    float64 (``v``, the optimizer's ``exp_avg_sq``, None: 0)."""
+    g = g.double()
+    v = 0.0 if v is None else beta2 * v.reshape(g.shape).double()
+    return g / ((v + (1 - beta2) * g * g).sqrt() + eps)
 
 
 class _RawPath(NamedTuple):
@@ -177,10 +189,6 @@ def fused_phi_bound(grads: Sequence[Tensor],
         adam: ``(exp_avg_sq or None, beta2, eps)`` for the Adam rule; None
             for the SGD rule.
     """
-    g = torch.stack([t.reshape(-1) for t in grads]).double()
-    n = g.shape[1]
-    x, y, ex, ey, ((p, q), (r, s)) = _halves(g, ranks)
-    a, b = p * x + q * y, r * x + s * y
     if adam is None:
         raw = _raw_path(grads, ranks)
         phi = _phi(raw.a, raw.b)
@@ -193,11 +201,11 @@ def fused_phi_bound(grads: Sequence[Tensor],
         z_term = slope * raw.dzz
         scale = raw.float64_scale / math.sqrt(aa * bb)
     else:
+        g = torch.stack([t.reshape(-1) for t in grads]).double()
+        x, y, ex, ey, ((p, q), (r, s)) = _halves(g, ranks)
+        a, b = p * x + q * y, r * x + s * y
         v, beta2, eps = adam
         v = torch.zeros_like(a) if v is None else beta2 * v.reshape(-1).double()
-
-        def precondition(t: Tensor) -> Tensor:
-            return t / ((v + (1 - beta2) * t * t).sqrt() + eps)
 
         def steepest(t: Tensor) -> Tensor:  # the slope at |t|, t >= 0
             root = (v + (1 - beta2) * t * t).sqrt()
@@ -206,7 +214,7 @@ def fused_phi_bound(grads: Sequence[Tensor],
             return (ratio + eps) / (root + eps)**2
 
         def rounded(t: Tensor, dt: Tensor) -> Tuple[Tensor, Tensor]:
-            u = precondition(t)
+            u = preconditioned(t, adam[0], beta2, eps)
             moved = steepest((t.abs() - dt).clamp_min(0)) * dt
             return u, moved + gamma(8) * (u.abs() + moved)
 
@@ -223,9 +231,11 @@ def fused_phi_bound(grads: Sequence[Tensor],
         diff = float((ua - ub).norm() + dua.norm() + dub.norm())
         z_term = ((1 + U)**2 - 1) * diff**2 / (
             2 * float(ua.norm()) * (1 - e_a) * float(ub.norm()) * (1 - e_b))
-        scale = 64 * n * U64 * (float(ua @ ua) + float(ub @ ub) + diff**2) / (
-            float(ua.norm() * ub.norm()))
-    bound = _angle_term(phi, e_a, e_b) + z_term + scale
+        scale = 64 * g.shape[1] * U64 * (
+            float(ua @ ua) + float(ub @ ub) + diff**2) / float(
+                ua.norm() * ub.norm())
+    assert max(e_a, e_b) < 1e-3, (e_a, e_b)  # first order is then enough
+    bound = angle_bound(phi, e_a, e_b) + z_term + scale
     return phi, 1.01 * bound
 
 

@@ -109,6 +109,15 @@ def test_hook_with_ddp_settings_matches_reference(ddp_kwargs, counts):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
 
 
+def _train(ddp, wrapper, data, rank, after_step=lambda: None):
+    """This rank's micro-batch of each step, one optimizer step each."""
+    for batch in data:
+        with wrapper.optim_context(ddp):
+            loss = ddp(batch[rank])
+        wrapper.update_params(loss)
+        after_step()
+
+
 class WithUnusedHead(Toy):
     """bbox_head is in the model but never in the loss."""
 
@@ -122,12 +131,11 @@ def _unused_worker(rank, world, data, out):
     wrapper = AGVMOptimWrapper(make_optimizer('SGD', ddp.parameters()),
                                accumulative_counts=1,
                                agvm=dict(start_iter=0, interval=1))
-    for batch in data:
-        with wrapper.optim_context(ddp):
-            loss = ddp(batch[rank])
-        wrapper.update_params(loss)
-        # DDP leaves the gradient of a parameter unused everywhere alone
+
+    def unused_stays_none():  # as DDP leaves a gradient unused everywhere
         assert all(p.grad is None for p in model.bbox_head.parameters())
+
+    _train(ddp, wrapper, data, rank, unused_stays_none)
     out[rank] = dict(scales=wrapper.agvm_scales,
                      variances=wrapper.agvm_variances)
 
@@ -153,10 +161,7 @@ def _amp_worker(rank, world, data, scale, out):
         dtype='bfloat16', agvm=dict(start_iter=0, interval=1))
     wrapper.loss_scaler = torch.amp.GradScaler('cpu', init_scale=scale,
                                                growth_interval=10**6)
-    for batch in data:
-        with wrapper.optim_context(ddp):
-            loss = ddp(batch[rank])
-        wrapper.update_params(loss)
+    _train(ddp, wrapper, data, rank)
     out[rank] = dict(hooked=wrapper.agvm_ddp_hooked,
                      steps=wrapper.agvm_steps,
                      variances=wrapper.agvm_variances,
@@ -266,10 +271,7 @@ def _group_worker(rank, world, data, out):
         wrapper = AGVMOptimWrapper(make_optimizer('SGD', ddp.parameters()),
                                    accumulative_counts=1,
                                    agvm=dict(start_iter=0, interval=1))
-        for batch in data:
-            with wrapper.optim_context(ddp):
-                loss = ddp(batch[rank])
-            wrapper.update_params(loss)
+        _train(ddp, wrapper, data, rank)
         runs[name] = (wrapper.agvm_ddp_hooked, wrapper.agvm_steps,
                       wrapper.agvm_scales)
     part = dist.new_group([0])

@@ -9,7 +9,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.optim.optimizer import amp_optimizer_wrapper
 
 from agvm_mm import AGVMAmpOptimWrapper, AGVMOptimWrapper
-from tests.float_bounds import factor_bound, fused_phi_bound
+from tests.float_bounds import (angle_bound, factor_bound, fused_phi_bound,
+                                preconditioned)
 from tests.toy import RETINANET, Toy, batches, make_optimizer
 from tools.runner_setup import enable_amp
 
@@ -229,9 +230,7 @@ def _preconditioned_halves(grads, v, beta2=0.999, eps=1e-8):
     """In float64, the Adam rule's halves of 2 micro-batches (torch's AdamW
     defaults): half A is 2 x the first micro-batch's gradient of the loss
     over 2, half B the second's (docs/algorithm.md §2-3)."""
-    v = 0.0 if v is None else v.double()
-    return [2 * g.double() / ((beta2 * v + (1 - beta2) * (2 * g.double())**2)
-                              .sqrt() + eps) for g in grads]
+    return [preconditioned(2 * g.double(), v, beta2, eps) for g in grads]
 
 
 def amp_phi_bounds(model, fp32_step, amp_step, names):
@@ -258,16 +257,13 @@ def amp_phi_bounds(model, fp32_step, amp_step, names):
                                          adam=(v32, 0.999, 1e-8))
         phi16, bound16 = fused_phi_bound(g16, ranks=False,
                                          adam=(v16, 0.999, 1e-8))
-        turn = 0.0
-        for u32, u16 in zip(_preconditioned_halves(g32, v32),
-                            _preconditioned_halves(g16, v16)):
-            e = float((u16 - u32).norm() / u32.norm())
-            assert e < 1, (name, e)
-            turn += math.asin(e)
-        sin = math.sqrt(max(0.0, 1.0 - (1.0 - phi32)**2))
+        e_a, e_b = (float((u16 - u32).norm() / u32.norm())
+                    for u32, u16 in zip(_preconditioned_halves(g32, v32),
+                                        _preconditioned_halves(g16, v16)))
+        assert max(e_a, e_b) < 1, (name, e_a, e_b)
         out[name] = dict(own=(phi16, bound16),
-                         apart=bound32 + bound16 + sin * turn +
-                         turn * turn / 2 + 1e-12)
+                         apart=bound32 + bound16 +
+                         angle_bound(phi32, e_a, e_b) + 1e-12)
     return out
 
 
