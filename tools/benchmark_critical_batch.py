@@ -186,7 +186,7 @@ def main() -> None:
     with open(osp.join(args.out, 'critical_batch.json'), 'w') as f:
         json.dump({k: {str(b): v for b, v in by.items()}
                    for k, by in results.items()}, f, indent=1)
-    from tools.benchmark_paper_regime import checkpoint_id
+    from tools.paper_regime.driver import checkpoint_id
     verdict = write_report(results, args.out, args.steps,
                            checkpoint_id(CHECKPOINT)
                            if osp.exists(CHECKPOINT) else 'missing')

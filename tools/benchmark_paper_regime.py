@@ -40,21 +40,15 @@ seed, and recovers >= 40 % of SGD's gap; *does not reproduce*: SGD loses
 >= 1.5 but AGVM gains <= 0.3; *inconclusive* otherwise.
 """
 import argparse
-import hashlib
-import json
-import os
 import os.path as osp
-import subprocess
 import sys
-import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Dict, List, Optional, Sequence
+from typing import Optional, Sequence
 
 from checkout import ROOT  # this checkout, first on sys.path
 
 from tools.harness.process import run_tool, tool_env
-from tools.paper_regime import (Run, collect, plan, reproduce_argv,
-                                write_report)
+from tools.paper_regime import collect, plan, write_report
+from tools.paper_regime.driver import checkpoint_id, drive
 from tools.pretrain_backbone import CHECKPOINT
 
 
@@ -81,92 +75,23 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.report_only:
             write_report(done, args.out)
         return 0
+    pretrain_backbone()
+    drive('paper regime', lambda: collect(args.work_root, args.out), plan,
+          lambda done: write_report(done, args.out), args.work_root,
+          args.jobs, args.threads, checkpoint_id(CHECKPOINT))
+    print(open(osp.join(args.out, 'paper_regime.md')).read())
+    return 0
+
+
+def pretrain_backbone() -> None:
+    """tools/pretrain_backbone.py (nothing to do when its checkpoint is
+    there with the same settings)."""
     pretrain = run_tool([sys.executable, osp.join(ROOT, 'tools',
                                                   'pretrain_backbone.py')],
                         tool_env(), on_line=_show)
     if pretrain.returncode:
         raise SystemExit('tools/pretrain_backbone.py failed with exit code '
                          f'{pretrain.returncode}')
-    env = tool_env(threads=args.threads)
-    os.makedirs(args.work_root, exist_ok=True)
-    commit = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=ROOT,
-                            capture_output=True, text=True).stdout.strip()
-    backbone = checkpoint_id(CHECKPOINT)
-    running: Dict[object, Run] = {}
-    failed = set()  # not retried in this call
-    with ThreadPoolExecutor(args.jobs) as pool:
-        while True:
-            busy = {r.name for r in running.values()}
-            todo = [r for r in plan(done) if r.name not in done
-                    and r.name not in busy and r.name not in failed]
-            # runs another process trains now take a slot, and are read
-            # back once they finish
-            elsewhere = [r for r in todo if in_progress(r, args.work_root)]
-            slots = args.jobs - len(running) - len(elsewhere)
-            for run in [r for r in todo if r not in elsewhere][:max(0,
-                                                                   slots)]:
-                print(f'[paper regime] start {run.name}', flush=True)
-                root = run.work_root(args.work_root)
-                for kind, text in (('commit', commit),
-                                   ('backbone', backbone)):
-                    with open(f'{root}.{kind}', 'w') as f:
-                        f.write(text + '\n')
-                running[pool.submit(_call, reproduce_argv(
-                    run, args.work_root), env, root + '.log')] = run
-            if not running and not elsewhere:
-                break
-            if running:
-                finished, _ = wait(list(running), timeout=60,
-                                   return_when=FIRST_COMPLETED)
-            else:  # only runs of another process: poll
-                finished = set()
-                time.sleep(60)
-            before = set(done)
-            done = collect(args.work_root, args.out)
-            for future in finished:
-                run = running.pop(future)
-                if run.name not in done:
-                    failed.add(run.name)
-                    print(f'[paper regime] {run.name}: failed (see '
-                          f'{run.work_root(args.work_root)}.log)', flush=True)
-            for name in sorted(set(done) - before):
-                rec = done[name]
-                print(f'[paper regime] {name}: '
-                      + ('diverged' if rec.diverged else f'{rec.bbox_mAP} mAP'),
-                      flush=True)
-            if set(done) != before:
-                write_report(done, args.out)
-    print(open(osp.join(args.out, 'paper_regime.md')).read())
-    return 0
-
-
-def in_progress(run: Run, work_root: str, quiet: float = 300.0) -> bool:
-    """Whether another process seems to train ``run`` now (a second driver,
-    or one stopped while its runs went on): a file under its work root
-    changed within ``quiet`` seconds."""
-    newest = 0.0
-    for folder, _, files in os.walk(run.work_root(work_root)):
-        for name in files:
-            try:
-                newest = max(newest, osp.getmtime(osp.join(folder, name)))
-            except OSError:  # removed meanwhile
-                pass
-    return time.time() - newest < quiet
-
-
-def checkpoint_id(path: str) -> str:
-    """The checkpoint's sha256 prefix and the held-out accuracy its
-    settings file records: which backbone a run started from."""
-    with open(path, 'rb') as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    with open(osp.splitext(path)[0] + '.json') as f:
-        accuracy = json.load(f)['accuracy']
-    return f'{digest} {accuracy:.2f}'
-
-
-def _call(argv: List[str], env: dict, log: str) -> Optional[int]:
-    with open(log, 'a') as f:  # a run continued later appends
-        return run_tool(argv, env, on_line=f.write, keep=1).returncode
 
 
 def _show(line: str) -> None:

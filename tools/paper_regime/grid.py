@@ -40,10 +40,13 @@ class Run:
     rule: str = ''  # the lr rule of a sweep point
     options: Tuple[str, ...] = ()  # extra --cfg-options
     backbone: str = 'pretrained'  # or 'random': the contrast
+    epochs: float = EPOCHS  # another length: a planned run
 
     @property
     def name(self) -> str:
         suffix = '' if self.backbone == 'pretrained' else '-' + self.backbone
+        if self.epochs != EPOCHS:
+            suffix += f'-e{self.epochs:.4g}'
         return f'{self.arm}-b{self.batch}-lr{self.lr:.4g}-s{self.seed}' + \
             suffix
 
@@ -89,7 +92,7 @@ def reproduce_argv(run: Run, work_root: str) -> List[str]:
         options.append(MEASURE_ONLY)
     return [sys.executable, osp.join(ROOT, 'tools', 'reproduce.py'),
             '--local', '--families', FAMILY, '--batches', str(run.batch),
-            '--optims', run.optim, '--epochs', str(EPOCHS),
+            '--optims', run.optim, '--epochs', str(run.epochs),
             '--num-train', str(NUM_TRAIN), '--lr-scaling', 'linear',
             '--base-lr', f'{run.optim}={base_lr!r}', '--batch-per-proc',
             str(bpp), '--work-root', run.work_root(work_root),
