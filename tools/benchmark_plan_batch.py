@@ -66,9 +66,10 @@ BASE_BATCH, BASE_LR, TARGET = 8, 0.01, 32
 GRID_BEST_SGD = {64: 0.02, 128: 0.02828}  # docs/results/paper_regime.md
 SEEDS = (0, 1)
 KEEP_ALL = 'default_hooks.checkpoint.max_keep_ckpts=-1'
-# the seed-0 reference's checkpoints the plan measures at (iterations of
-# its 6500: 20 %, 50 %, the end) and the steps of each measurement
-POINTS = {'early': 1300, 'middle': 3250, 'end': 6500}
+# the seed-0 reference's checkpoints the plan measures at (runner
+# iterations of its 13000, micro-batches of 4: 20 %, 50 %, the end) and the
+# optimizer steps of each measurement
+POINTS = {'early': 2600, 'middle': 6500, 'end': 13000}
 MEASURE_STEPS = 100
 BACKBONE_DIR = 'docs/results/plan_batch'
 MEASURE_FILE = 'plan_batch_measure.json'
