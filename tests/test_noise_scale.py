@@ -100,16 +100,20 @@ def _ranks_worker(rank, out):
         torch.optim.SGD(ddp.parameters(), lr=0.0), accumulative_counts=1,
         agvm=dict(start_iter=0, interval=1, momentum=0.99))
     train(ddp, wrapper, torch.Generator().manual_seed(rank), 400, 1, 128)
-    out[rank] = wrapper.agvm_noise_scale(2 * 128)
+    out[rank] = (wrapper.agvm_noise_scale(2 * 128),
+                 wrapper.agvm_model_noise_scale(2 * 128))
 
 
 def test_critical_batch_converges_on_two_ranks():
-    """The same with the halves on two gloo ranks of 128 samples each."""
+    """The same with the halves on two gloo ranks of 128 samples each;
+    the whole model's plans the lr at 4 other batches within 10 %."""
     out = mp.Manager().dict()
     run_ranks(_ranks_worker, (out, ), 2)
     assert out[0] == out[1]
+    modules, whole = out[0]
     for module, truth in TRUTH.items():
-        assert out[0][module] == pytest.approx(truth, rel=0.10)
+        assert modules[module] == pytest.approx(truth, rel=0.10)
+    assert_plans_the_best_lr(whole, 256)
 
 
 def test_separate_averages_differ_from_a_mean_of_ratios():
@@ -193,14 +197,43 @@ def best_one_step_lr(batch: float, gsq: float, trace: float) -> float:
     return gsq / (gsq + trace / batch)
 
 
+# both modules together: |G|^2 = sum |delta|^2, tr(Sigma) = sum of theirs
+GSQ = 1.0 + 4.0
+TRACE = sum(D * (g + s**2) + g for g, s in ((1.0, 1.0), (4.0, 0.5)))
+TRUTH_MODEL = TRACE / GSQ  # (17 + 38) / 5 = 11
+
+
+def assert_plans_the_best_lr(measured: float, batch: int) -> None:
+    """The whole model's ``B_noise`` measured at ``batch`` is the closed
+    form's within 10 %, and the lr it plans from the best lr at ``batch``
+    is within 10 % of the best at 4 other batches. The lr's error is at
+    most the estimate's: ``lr(B)`` moves as ``1 / (1 + B_noise / B)``."""
+    from agvm_mm import large_batch_plan
+    assert measured == pytest.approx(TRUTH_MODEL, rel=0.10)
+    base_lr = best_one_step_lr(batch, GSQ, TRACE)
+    for target in (8, 32, 1024, 4096):
+        plan = large_batch_plan(batch, base_lr, measured, target)
+        assert plan['lr'] == pytest.approx(
+            best_one_step_lr(target, GSQ, TRACE), rel=0.10)
+
+
+def test_planned_lr_from_a_measurement_on_one_process():
+    """AGVM's whole-model estimate (both estimates summed over the modules
+    before the ratio) on one process: batch 256 of two micro-batches."""
+    wrapper, _ = one_process(256, 400)
+    whole = wrapper.agvm_model_noise_scale(256)
+    # not a mean or a sum of the modules' ratios
+    parts = wrapper.agvm_noise_scale(256)
+    assert whole < max(parts.values()) and whole != sum(parts.values()) / 2
+    assert_plans_the_best_lr(whole, 256)
+
+
 def test_large_batch_plan_is_the_best_step_on_a_quadratic():
     """With Hessian I the simple noise scale is McCandlish's B_noise, and
     the plan from the best lr at one batch is the best lr at any other,
     exactly; steps and epochs trade off as (S/S_min - 1)(E/E_min - 1) = 1."""
     from agvm_mm import large_batch_plan
-    gsq = 1.0 + 4.0  # both modules: |delta|^2
-    trace = sum(D * (g + s**2) + g for g, s in ((1.0, 1.0), (4.0, 0.5)))
-    noise = trace / gsq  # the whole model's B_noise: 15.5
+    gsq, trace, noise = GSQ, TRACE, TRUTH_MODEL
     base = 8
     for target in (1, 2, 32, 128, 1024):
         plan = large_batch_plan(base, best_one_step_lr(base, gsq, trace),

@@ -58,6 +58,10 @@ def test_runner_trains_retinanet_with_agvm(shapes_cwd, tmp_path, nproc,
             # the critical batch in images, or NaN (none yet / noise)
             bnoise = r[f'agvm_bnoise/{module}']
             assert math.isnan(bnoise) or bnoise > 0
+        # the whole model's, what plans the batch (test_noise_scale has
+        # its value)
+        assert math.isnan(r['agvm_bnoise/model']) or \
+            r['agvm_bnoise/model'] > 0
         assert r['agvm_scale/backbone'] == 1.0
     assert any(r['agvm_scale/bbox_head'] != 1.0 for r in train_logs)
     final = records[-1]

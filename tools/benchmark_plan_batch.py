@@ -45,6 +45,7 @@ beside the paper-regime grid's best SGD lrs there (0.02 and 0.0283, another
 backbone) and the fixed rules, with no new training.
 """
 import argparse
+import glob
 import json
 import os
 import os.path as osp
@@ -108,8 +109,7 @@ def measure(done: Dict[str, Record], work_root: str, out: str,
     if ref.name not in done:
         return None
     work_dir = _work_dir(ref, work_root)
-    [config] = [osp.join(work_dir, 'configs', n) for n in
-                os.listdir(osp.join(work_dir, 'configs'))]
+    [config] = glob.glob(osp.join(work_dir, 'reproduce_config', '*.py'))
     ckpts = [osp.join(work_dir, f'iter_{i}.pth') for i in POINTS.values()]
     missing = [c for c in ckpts if not osp.exists(c)]
     if missing:

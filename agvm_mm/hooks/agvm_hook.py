@@ -11,6 +11,9 @@ from mmengine.registry import HOOKS
 from ..optim.agvm_config import find_warmup
 from ..optim.published import StatisticsStep, published_statistics
 
+# the key of the whole model's B_noise among the modules' in the log
+WHOLE_MODEL = 'model'
+
 
 def agvm_wrappers(runner) -> List:
     """The AGVM wrappers of the runner (an OptimWrapperDict may hold
@@ -65,7 +68,9 @@ class AGVMHook(Hook):
     no estimate or the gradient is noise-dominated; docs/algorithm.md §9)
     into the message hub at every AGVM statistics step the wrapper published
     (as ``train/agvm_phi/<m>``, ``train/agvm_scale/<m>`` and
-    ``train/agvm_bnoise/<m>``), so the logger prints them and every
+    ``train/agvm_bnoise/<m>``, and the whole model's ``B_noise`` as
+    ``train/agvm_bnoise/model``, the one that plans the batch:
+    :func:`agvm_mm.large_batch_plan`), so the logger prints them and every
     visualizer backend stores them; places the AGVM window relative to the
     warm-up, as the authors' configs do (AGVM from 100 steps after the
     warm-up ends, gradient clipping from 100 steps before to 100 after it).
@@ -169,7 +174,9 @@ class AGVMHook(Hook):
             for name, scale in stats.scales.items():
                 hub.update_scalar(f'train/agvm_scale/{name}', scale)
             wrapper = stats.wrapper
-            noise = wrapper.agvm_noise_scale(samples_per_step(runner, wrapper))
+            samples = samples_per_step(runner, wrapper)
+            noise = wrapper.agvm_noise_scale(samples)
+            noise[WHOLE_MODEL] = wrapper.agvm_model_noise_scale(samples)
             for name, value in noise.items():  # inf: noise-dominated
                 hub.update_scalar(f'train/agvm_bnoise/{name}',
                                   value if math.isfinite(value) else math.nan)

@@ -134,6 +134,18 @@ class AGVMOptimWrapperMixin:
         """
         return self._critical.scale(self._layout.modules, samples_per_step)
 
+    def agvm_model_noise_scale(self, samples_per_step: float) -> float:
+        """The whole model's ``B_noise``, what plans the batch
+        (:func:`agvm_mm.large_batch_plan`): the modules' two averaged
+        estimates summed before the ratio. NaN until every module has an
+        estimate, ``inf`` where the summed ``|G|^2`` is not positive.
+
+        Args:
+            samples_per_step (float): As :meth:`agvm_noise_scale`.
+        """
+        return self._critical.whole_model(self._layout.modules,
+                                          samples_per_step)
+
     @property
     def agvm_rule(self) -> str:
         """Variance rule in use: ``'sgd'`` or ``'adam'``."""

@@ -23,6 +23,8 @@ class CriticalBatch:
         >>> critical.update(['backbone', 'neck'], raw_moments, (0.5, 0.5))
         >>> critical.scale(['backbone', 'neck'], samples=128)
         {'backbone': 17.2, 'neck': 5.1}
+        >>> critical.whole_model(['backbone', 'neck'], samples=128)
+        12.9
     """
 
     def __init__(self, momentum: float) -> None:
@@ -54,9 +56,21 @@ class CriticalBatch:
         """module -> ``B_noise`` in samples for a global batch of
         ``samples``: NaN without an estimate, ``inf`` where the averaged
         ``|G|^2`` is not positive."""
-        averages = torch.tensor(
+        return dict(zip(modules, noise_scale(self._means(modules),
+                                             samples).tolist()))
+
+    def whole_model(self, modules: Sequence[str], samples: float) -> float:
+        """The whole model's ``B_noise``: both estimates summed over
+        ``modules`` before the ratio (``|G|^2`` and ``tr(Sigma)`` add up
+        over disjoint parameters; a sum of the modules' ratios would not),
+        NaN while a module has no estimate."""
+        total = self._means(modules).sum(0, keepdim=True)
+        return noise_scale(total, samples).item()
+
+    def _means(self, modules: Sequence[str]) -> Tensor:
+        """``(M, 2)`` bias-corrected averages, NaN without one."""
+        return torch.tensor(
             [[g / w, t / w] if w > 0 else [math.nan] * 2
              for g, t, w in (self.averages.get(m, (0.0, 0.0, 0.0))
-                             for m in modules)], dtype=torch.float64)
-        return dict(zip(modules, noise_scale(averages.view(-1, 2),
-                                             samples).tolist()))
+                             for m in modules)],
+            dtype=torch.float64).view(-1, 2)

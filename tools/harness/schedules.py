@@ -47,7 +47,7 @@ def is_iteration_based(scheduler: dict) -> bool:
                              scheduler.get('type') not in ITER_SCHEDULERS)
 
 
-def scale_schedulers(schedulers: Union[dict, list], new: int, old: int,
+def scale_schedulers(schedulers: Union[dict, list], new: float, old: float,
                      end: Optional[int] = None) -> Union[dict, list]:
     """The iteration-based schedulers of a run ``new / old`` times as many
     iterations long, so that the warm-up and the lr steps keep their place

@@ -6,7 +6,7 @@ import math
 import os
 import os.path as osp
 from collections import defaultdict
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Sequence, Tuple
 
 from agvm_mm.hooks.gradient_variance_hook import COLUMNS
 
@@ -73,17 +73,41 @@ def critical_batches(rows: Sequence[dict]) -> Dict[int, Dict[str, float]]:
     ``|G|^2`` is not positive."""
     out: Dict[int, Dict[str, float]] = defaultdict(dict)
     for batch, batch_rows in _by_batch(rows).items():
-        late = _late_steps(batch_rows)
         for m in modules_of(rows):
-            picked = [r for r in batch_rows if r['module'] == m
-                      and r['step'] in late and math.isfinite(r['gsq'])]
-            if not picked:
-                out[batch][m] = math.nan
-                continue
-            gsq = sum(r['gsq'] for r in picked) / len(picked)
-            trace = sum(r['trsigma'] for r in picked) / len(picked)
-            out[batch][m] = trace / gsq if gsq > 0 else math.inf
+            out[batch][m] = _ratio(*_mean_noise(batch_rows, [m]))
     return dict(out)
+
+
+def whole_model_critical_batch(rows: Sequence[dict]) -> Dict[int, float]:
+    """The whole model's ``B_noise`` per batch over the same steps as
+    :func:`critical_batches`: both estimates summed over the modules before
+    the ratio (they add up over disjoint parameters), what plans the batch
+    (:func:`agvm_mm.large_batch_plan`). NaN where a module has no finite
+    estimate; ``inf`` where the summed ``|G|^2`` is not positive."""
+    return {batch: _ratio(*_mean_noise(batch_rows, modules_of(batch_rows)))
+            for batch, batch_rows in _by_batch(rows).items()}
+
+
+def _mean_noise(batch_rows: Sequence[dict],
+                modules: Sequence[str]) -> Tuple[float, float]:
+    """``(|G|^2, tr(Sigma))`` of ``modules`` together: each module's mean
+    over the last half of the steps, summed; NaN if one has none."""
+    late = _late_steps(batch_rows)
+    gsq = trace = 0.0
+    for m in modules:
+        picked = [r for r in batch_rows if r['module'] == m
+                  and r['step'] in late and math.isfinite(r['gsq'])]
+        if not picked:
+            return math.nan, math.nan
+        gsq += sum(r['gsq'] for r in picked) / len(picked)
+        trace += sum(r['trsigma'] for r in picked) / len(picked)
+    return gsq, trace
+
+
+def _ratio(gsq: float, trace: float) -> float:
+    if math.isnan(gsq):
+        return math.nan
+    return trace / gsq if gsq > 0 else math.inf
 
 
 def _by_batch(rows: Sequence[dict]) -> Dict[int, List[dict]]:
