@@ -109,7 +109,9 @@ def measure(done: Dict[str, Record], work_root: str, out: str,
     if ref.name not in done:
         return None
     work_dir = _work_dir(ref, work_root)
-    [config] = glob.glob(osp.join(work_dir, 'reproduce_config', '*.py'))
+    # the config as the reference trained it (the runner's dump, with the
+    # backbone and seed options merged)
+    [config] = glob.glob(osp.join(work_dir, '*.py'))
     ckpts = [osp.join(work_dir, f'iter_{i}.pth') for i in POINTS.values()]
     missing = [c for c in ckpts if not osp.exists(c)]
     if missing:
