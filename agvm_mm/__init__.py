@@ -2,7 +2,9 @@
 
 Importing this package registers ``AGVMOptimWrapper``,
 ``AGVMAmpOptimWrapper``, ``AGVMOptimWrapperConstructor``, ``AGVMHook``,
-``GradientVarianceHook``, ``DivergenceHook``, the ``ExpWarmupLR`` scheduler
+``GradientVarianceHook``, ``DivergenceHook``, ``AtomicCheckpointHook``
+(checkpoints a killed worker cannot leave half-written), the
+``ExpWarmupLR`` scheduler
 and the baseline optimizers ``TimmLARS``, ``TimmLAMB`` and ``PMDLAMB`` in
 mmengine's root registries, and lets mmengine's checkpoints load under
 torch >= 2.6 (:mod:`agvm_mm.compat`). So

@@ -25,10 +25,12 @@ def shapes_cwd(tmp_path_factory):
     return cwd
 
 
-def run_tool(args, cwd, timeout=900, expect=0):
-    """Run one of tools/* as a user would; fail the test with its output
-    unless it exits with ``expect``."""
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1')
+def run_tool(args, cwd, timeout=900, expect=0, env=None):
+    """Run one of tools/* as a user would (``env``: more environment
+    variables); fail the test with its output unless it exits with
+    ``expect``."""
+    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS='1',
+               **(env or {}))
     if args[0].endswith('.py'):
         args = [sys.executable] + args
     else:

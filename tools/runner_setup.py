@@ -12,6 +12,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 from mmengine.config import Config, DictAction
+from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
 AMP_TYPES = {
@@ -96,6 +97,19 @@ def no_downloads(node: Any) -> None:
             no_downloads(value)
 
 
+def atomic_checkpoints(cfg: Config) -> None:
+    """mmengine's CheckpointHook -> AtomicCheckpointHook (the same files,
+    written so that a killed worker never leaves a truncated or missing
+    checkpoint for ``--resume``; agvm_mm/hooks/atomic_checkpoint_hook.py)."""
+    hooks = cfg.get('default_hooks')
+    if hooks is None:
+        return
+    checkpoint = hooks.get('checkpoint')
+    if checkpoint is not None and checkpoint.get('type') in (
+            'CheckpointHook', 'mmengine.CheckpointHook', CheckpointHook):
+        checkpoint['type'] = 'AtomicCheckpointHook'
+
+
 def adapt_to_cpu(cfg: Config) -> None:
     """Without a GPU: SyncBN -> BN (SyncBN refuses CPU tensors) and a DDP
     wrapper without device ids and with gloo."""
@@ -138,7 +152,31 @@ def init_cpu_dist(launcher: str) -> None:
                               os.environ.get('OMPI_COMM_WORLD_RANK', '0'))
         os.environ.setdefault('WORLD_SIZE',
                               os.environ.get('OMPI_COMM_WORLD_SIZE', '1'))
-    dist.init_process_group('gloo')
+    store = elastic_store()
+    if store is None:
+        dist.init_process_group('gloo')
+    else:
+        dist.init_process_group('gloo', store=store,
+                                rank=int(os.environ['RANK']),
+                                world_size=int(os.environ['WORLD_SIZE']))
+
+
+def elastic_store() -> Optional[dist.Store]:
+    """Under torchrun (its agent hosts the store): the agent's store with
+    this attempt's own key prefix, or None elsewhere.
+
+    torchrun keeps one store across the restarts of ``--max-restarts``, and
+    torch (2.4-2.13 at least) gives the workers its keys without a prefix
+    per attempt, so a restarted gloo rank reads the address a killed rank
+    published and its process group never forms (docs/faults.md)."""
+    attempt = os.environ.get('TORCHELASTIC_RESTART_COUNT')
+    if os.environ.get('TORCHELASTIC_USE_AGENT_STORE') != 'True' or (
+            attempt is None):
+        return None
+    store = dist.TCPStore(os.environ['MASTER_ADDR'],
+                          int(os.environ['MASTER_PORT']),
+                          int(os.environ['WORLD_SIZE']), is_master=False)
+    return dist.PrefixStore(f'agvm_mm/attempt_{attempt}', store)
 
 
 def prepare(cfg: Config, args) -> Config:

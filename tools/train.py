@@ -9,7 +9,8 @@ import checkout  # noqa: F401  this checkout first on sys.path
 from mmengine.config import Config
 
 import agvm_mm  # noqa: F401  registers AGVM's wrapper, constructor, hook
-from tools.runner_setup import (amp_available, build_runner, enable_amp,
+from tools.runner_setup import (amp_available, atomic_checkpoints,
+                                build_runner, enable_amp,
                                 enable_auto_scale_lr, parse_args, prepare,
                                 shutdown)
 
@@ -40,6 +41,7 @@ def get_args() -> argparse.Namespace:
 def main() -> None:
     args = get_args()
     cfg = prepare(Config.fromfile(args.config), args)
+    atomic_checkpoints(cfg)
     if args.amp:
         enable_amp(cfg)
     if args.auto_scale_lr:

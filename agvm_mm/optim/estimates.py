@@ -141,7 +141,10 @@ class RankHalves(GradientEstimates):
     def describe(self) -> str:
         where = ("inside DDP's buckets during backward" if self.hooked else
                  'after backward')
-        return f'{self.world} processes (reduced {where})'
+        n_a = self.world // 2  # across nodes: the first ranks' nodes are A
+        return (f'{self.world} processes (halves: ranks '
+                f'{_span(0, n_a)} and {_span(n_a, self.world)}; reduced '
+                f'{where})')
 
     def attach(self, model: nn.Module) -> None:
         name = type(model).__name__
@@ -398,3 +401,8 @@ def _buckets(params: Sequence[nn.Parameter]
 
 def _clone(tensor: Optional[Tensor]) -> Optional[Tensor]:
     return None if tensor is None else tensor.detach().clone()
+
+
+def _span(begin: int, end: int) -> str:
+    """Ranks ``[begin, end)`` as the log writes them."""
+    return str(begin) if end - begin == 1 else f'{begin}-{end - 1}'
