@@ -165,7 +165,9 @@ def test_one_ranks_nan_loss_stops_every_rank_with_the_message(
     assert 'DivergenceHook: non-finite loss (nan) at iteration 5' in out
     diverged = json.loads((tmp_path / 'wd' / 'diverged.json').read_text())
     assert diverged['iter'] == 5 and diverged['reason'] == 'non-finite loss'
-    assert not (tmp_path / 'wd' / f'iter_{ITERS}.pth').exists()
+    # the checkpoint to go back to is from before the bad step
+    assert [p.name for p in (tmp_path / 'wd').glob('iter_*')] == [
+        'iter_3.pth']
 
 
 # ------------------------------------------- one rank's bad batch (toy) --
