@@ -176,3 +176,38 @@ def test_bad_target_fails_before_any_measurement(tmp_path):
                     '8'], tmp_path, expect=2)
     assert '--target-batch 100 is not a multiple of --gpus 8' in out
     assert not (tmp_path / 'work_dirs').exists()
+
+
+def test_experiment_plan_and_verdicts():
+    """tools/benchmark_plan_batch.py: the batch-32 runs appear once the
+    measurement planned them, and its two verdicts follow the rule fixed
+    before the runs (diverged counts as 0 mAP)."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, 'tools'))
+    import benchmark_plan_batch as E
+    from tools.paper_regime.grid import Record
+    backbone = 'model.backbone.init_cfg.checkpoint=x.pth'
+    assert [r.batch for r in E.plan({}, None, backbone)] == [8, 8]
+    measured = dict(plan={'32': dict(lr=0.0171234, epochs=1.61)})
+    runs = E.plan({}, measured, backbone)
+    assert [(r.arm, r.batch, r.seed, r.epochs) for r in runs[2:]] == [
+        ('sgd', 32, 0, 20.93), ('agvm', 32, 0, 20.93), ('sgd', 32, 1, 20.93),
+        ('agvm', 32, 1, 20.93), ('sgd', 32, 0, 13)]
+    assert runs[2].lr == 0.01712 and runs[2].name.endswith('-e20.93')
+
+    def done(maps):
+        return {r.name: Record('retinanet_paper', 'pretrained', r.batch,
+                               r.arm, r.lr, r.seed, r.rule, 1, m, 0.5,
+                               m is None, 'done')
+                for r, m in zip(runs, maps)}
+
+    words = E.verdicts(done([30.0, 30.2, 29.0, 30.5, 28.6, 30.1]),
+                       measured, backbone)
+    assert 'plan recovers' in words[0].lower() and '**recovers**' in words[0]
+    assert '**AGVM wins**' in words[1]  # 30.3 against 28.8
+    words = E.verdicts(done([30.0, 30.2, 27.0, 27.5, 28.0, None]),
+                       measured, backbone)
+    assert '**does not recover**' in words[0]  # 27.5 mean: 2.6 below
+    assert '**AGVM loses**' in words[1]  # 13.75 (diverged = 0) vs 27.5
+    assert 'pending' in E.verdicts(done([30.0, 30.2]), measured,
+                                   backbone)[0]

@@ -39,7 +39,6 @@ beats best-of-sweep SGD by >= 1.0 mAP on the mean of two seeds and in each
 seed, and recovers >= 40 % of SGD's gap; *does not reproduce*: SGD loses
 >= 1.5 but AGVM gains <= 0.3; *inconclusive* otherwise.
 """
-import argparse
 import os.path as osp
 import sys
 from typing import Optional, Sequence
@@ -48,24 +47,12 @@ from checkout import ROOT  # this checkout, first on sys.path
 
 from tools.harness.process import run_tool, tool_env
 from tools.paper_regime import collect, plan, write_report
-from tools.paper_regime.driver import checkpoint_id, drive
+from tools.paper_regime.driver import checkpoint_id, drive, parse_args
 from tools.pretrain_backbone import CHECKPOINT
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n', 1)[1])
-    parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads per run (default 1)')
-    parser.add_argument('--work-root', default='work_dirs/paper_regime')
-    parser.add_argument('--out', default='docs/results')
-    parser.add_argument('--plan', action='store_true',
-                        help='print the runs planned so far, run nothing')
-    parser.add_argument('--report-only', action='store_true')
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, 'work_dirs/paper_regime', argv)
 
     done = collect(args.work_root, args.out)
     if args.plan or args.report_only:

@@ -44,7 +44,6 @@ The same measurement also plans batches 64 and 128, which the report puts
 beside the paper-regime grid's best SGD lrs there (0.02 and 0.0283, another
 backbone) and the fixed rules, with no new training.
 """
-import argparse
 import glob
 import json
 import os
@@ -58,7 +57,7 @@ from typing import Dict, List, Optional, Sequence
 from checkout import ROOT  # this checkout, first on sys.path
 
 from benchmark_paper_regime import pretrain_backbone
-from tools.paper_regime.driver import checkpoint_id, drive
+from tools.paper_regime.driver import checkpoint_id, drive, parse_args
 from tools.paper_regime.grid import (EPOCHS, RULES, Record, Run,
                                      read_record, reproduce_argv)
 from tools.pretrain_backbone import CHECKPOINT
@@ -246,19 +245,7 @@ def own_backbone(out: str) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split('\n')[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__.split('\n', 1)[1])
-    parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads per run (default 1)')
-    parser.add_argument('--work-root', default='work_dirs/plan_batch')
-    parser.add_argument('--out', default='docs/results')
-    parser.add_argument('--plan', action='store_true',
-                        help='print the runs planned so far, run nothing')
-    parser.add_argument('--report-only', action='store_true')
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, 'work_dirs/plan_batch', argv)
     path = own_backbone(args.out)
     option = f'model.backbone.init_cfg.checkpoint={path}'
     state = {}

@@ -2,6 +2,7 @@
 time, continuing whatever an earlier call (or another machine, through the
 committed results) finished: the paper-regime grid and the plan-batch
 experiment share it."""
+import argparse
 import hashlib
 import json
 import os
@@ -9,12 +10,30 @@ import os.path as osp
 import subprocess
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from tools.checkout import ROOT
 from tools.harness.process import run_tool, tool_env
 
 from .grid import Record, Run, reproduce_argv
+
+
+def parse_args(doc: str, work_root: str,
+               argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The options every driver takes (``doc``: its docstring)."""
+    parser = argparse.ArgumentParser(
+        description=doc.split('\n')[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=doc.split('\n', 1)[1])
+    parser.add_argument('--jobs', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per run (default 1)')
+    parser.add_argument('--work-root', default=work_root)
+    parser.add_argument('--out', default='docs/results')
+    parser.add_argument('--plan', action='store_true',
+                        help='print the runs planned so far, run nothing')
+    parser.add_argument('--report-only', action='store_true')
+    return parser.parse_args(argv)
 
 
 def drive(label: str, collect: Callable[[], Dict[str, Record]],
