@@ -358,7 +358,8 @@ def make_plan(config: str, targets: Sequence[int], gpus: int = 1,
         lines.append('B_noise grows as the loss falls; the plan uses the '
                      'last measurement, the one nearest the end of training.')
     lines += ['', '| batch | lr (planned) | linear rule | sqrt rule | steps x '
-              '| epochs x | run | config |', '|---|---|---|---|---|---|---|---|']
+              '| epochs x | run | batch / each module\'s B_noise | config |',
+              '|---|---|---|---|---|---|---|---|---|']
     plans = {}
     for target in targets:
         plan = large_batch_plan(base.batch, base.lr, used.noise_scale, target)
@@ -369,10 +370,12 @@ def make_plan(config: str, targets: Sequence[int], gpus: int = 1,
                                  out_dir, cfg_options)
         plan.update(config=path, run=text)
         plans[str(target)] = plan
+        past = ', '.join(f'{m} {target / v:.2g}x' for m, v in
+                         used.modules.items() if math.isfinite(v) and v > 0)
         lines.append(f'| {target} | {plan["lr"]:.4g} | '
                      f'{plan["linear_lr"]:.4g} | {plan["sqrt_lr"]:.4g} | '
                      f'{plan["steps"]:.3g} | {plan["epochs"]:.3g} | {text} | '
-                     f'{path} |')
+                     f'{past} | {path} |')
         if target < base.batch:
             lines.append(f'  (batch {target} is below the base batch: the '
                          'same formula shrinks the lr and the epochs)')
