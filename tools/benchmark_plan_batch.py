@@ -247,7 +247,11 @@ def own_backbone(out: str) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(__doc__, 'work_dirs/plan_batch', argv)
     path = own_backbone(args.out)
-    option = f'model.backbone.init_cfg.checkpoint={path}'
+    # relative to the checkout (the runs' working directory): the same
+    # option, so the same run, from any worktree (an absolute path changed
+    # reproduce's fingerprint of a run, which then started it over)
+    option = ('model.backbone.init_cfg.checkpoint='
+              f'{osp.relpath(path, ROOT)}')
     state = {}
 
     def measured() -> Optional[dict]:

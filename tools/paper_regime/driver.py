@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Callable, Dict, List, Optional, Sequence
 
 from tools.checkout import ROOT
-from tools.harness.process import run_tool, tool_env
+from tools.harness.process import tool_env
 
 from .grid import Record, Run, reproduce_argv
 
@@ -129,5 +129,11 @@ def checkpoint_id(path: str) -> str:
 
 
 def _call(argv: List[str], env: dict, log: str) -> Optional[int]:
-    with open(log, 'a') as f:  # a run continued later appends
-        return run_tool(argv, env, on_line=f.write, keep=1).returncode
+    """One run, its output straight into ``log`` (appended: a run continued
+    later) and in its own session, so that it outlives this driver: a run
+    whose output went through the driver died with it (a broken pipe)
+    before it recorded its result, and the next driver started it over."""
+    with open(log, 'a') as f:
+        return subprocess.run(argv, env=env, stdout=f,
+                              stderr=subprocess.STDOUT,
+                              cwd=ROOT, start_new_session=True).returncode
