@@ -61,7 +61,7 @@ def test_tool_measures_plans_and_writes_configs_that_pass_the_check(
     noise = whole_model_critical_batch(rows)[4]
     assert plan['measurements'][1]['noise_scale'] == noise
     assert math.isfinite(noise) and noise > 0
-    assert 'the plan uses the last measurement' in out
+    assert "the plan uses the last checkpoint's" in out
     for target, (size, counts) in ((8, (4, 1)), (16, (8, 1))):
         expected = large_batch_plan(4, 0.02, noise, target)
         entry = plan['plan'][str(target)]
@@ -167,6 +167,7 @@ def test_noise_dominated_measurement_gives_no_plan(tmp_path):
                         str(path), '--out-dir', str(out_dir)], tmp_path,
                        expect=2)
     assert 'No plan' in env_run and 'noise-dominated' in env_run
+    assert 'csv b16' in env_run
     assert 'neck' in env_run and '--checkpoint' in env_run
     assert not out_dir.exists()
 

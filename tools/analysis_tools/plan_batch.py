@@ -354,9 +354,13 @@ def make_plan(config: str, targets: Sequence[int], gpus: int = 1,
                      f' (' + ', '.join(
                          f'{k} {describe_critical_batch(v)}'
                          for k, v in m.modules.items()) + f'){mark}')
-    if len(measured) > 1:
+    if csv:
+        lines.append(f'The plan uses the CSV\'s rows of {used.label[4:]} '
+                     '(the base batch\'s, else the largest batch\'s).')
+    elif checkpoints:
         lines.append('B_noise grows as the loss falls; the plan uses the '
-                     'last measurement, the one nearest the end of training.')
+                     'last checkpoint\'s, the one nearest the end of '
+                     'training.')
     lines += ['', '| batch | lr (planned) | linear rule | sqrt rule | steps x '
               '| epochs x | run | batch / each module\'s B_noise | config |',
               '|---|---|---|---|---|---|---|---|---|']
