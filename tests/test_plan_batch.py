@@ -89,9 +89,10 @@ def test_tool_measures_plans_and_writes_configs_that_pass_the_check(
         assert cfg.optim_wrapper.agvm.start_iter is None
         assert cfg.model.test_cfg.score_thr == 0.0  # --cfg-options kept
     # the written config runs: the check trains it for a few steps
+    # its own data root: the check writes its small dataset there, which
+    # in the shared one would change what the other tests train on
     run_tool([CHECK, plan['plan']['16']['config'], '--steps', '2',
-              '--data-root', str(shapes_cwd / 'data' / 'shapes')],
-             shapes_cwd)
+              '--data-root', str(tmp_path / 'check_data')], shapes_cwd)
 
 
 def test_epoch_based_config_is_stretched_in_epochs_and_iterations(tmp_path):

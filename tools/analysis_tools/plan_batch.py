@@ -401,7 +401,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help='GPUs of the planned runs (default 1)')
     parser.add_argument('--checkpoint', nargs='+', default=[],
                         help='checkpoints of the base run to measure at '
-                        '(the last one plans; late in the run is best)')
+                        '(the last one plans: late in the run, but before '
+                        'its lr decays; docs/tools.md)')
     parser.add_argument('--steps', type=int, default=100,
                         help='optimizer steps per measurement (default 100; '
                         'the estimate uses the last half)')
