@@ -96,17 +96,22 @@ def plan(done: Dict[str, Record], measured: Optional[dict],
     return runs
 
 
-def measure(done: Dict[str, Record], work_root: str, out: str,
-            backbone: str) -> Optional[dict]:
-    """plan_batch.py at the seed-0 reference's checkpoints, once (its
-    result is committed); None until the reference has finished."""
+def read_measured(out: str) -> Optional[dict]:
+    """The measurement and plan (committed), or None before it."""
     path = osp.join(out, MEASURE_FILE)
-    if osp.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    ref = reference(0, backbone)
-    if ref.name not in done:
+    if not osp.exists(path):
         return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def measure(done: Dict[str, Record], work_root: str, out: str,
+            backbone: str) -> None:
+    """plan_batch.py at the seed-0 reference's checkpoints, once (its
+    result is committed), when the reference has finished."""
+    ref = reference(0, backbone)
+    if read_measured(out) is not None or ref.name not in done:
+        return
     work_dir = _work_dir(ref, work_root)
     # the config as the reference trained it (the runner's dump, with the
     # backbone and seed options merged)
@@ -120,11 +125,10 @@ def measure(done: Dict[str, Record], work_root: str, out: str,
                                      'plan_batch.py'), config,
             '--target-batch', str(TARGET), *map(str, GRID_BEST_SGD),
             '--checkpoint', *ckpts, '--steps', str(MEASURE_STEPS),
-            '--out-dir', osp.join(work_root, 'plan'), '--json', path]
+            '--out-dir', osp.join(work_root, 'plan'), '--json',
+            osp.join(out, MEASURE_FILE)]
     print('[plan batch] measure: ' + ' '.join(argv), flush=True)
     subprocess.run(argv, cwd=ROOT, check=True)
-    with open(path) as f:
-        return json.load(f)
 
 
 def _work_dir(run: Run, work_root: str) -> str:
@@ -141,13 +145,8 @@ def collect(work_root: str, out: str, backbone: str) -> Dict[str, Record]:
     if osp.exists(path):
         with open(path) as f:
             known = {r['run']: Record(**r) for r in json.load(f)['runs']}
-    measured = None
-    mpath = osp.join(out, MEASURE_FILE)
-    if osp.exists(mpath):
-        with open(mpath) as f:
-            measured = json.load(f)
     done = {}
-    for run in plan({}, measured, backbone):
+    for run in plan({}, read_measured(out), backbone):
         record = known.get(run.name) or read_record(run, work_root)
         if record is not None:
             done[run.name] = record
@@ -252,20 +251,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     # reproduce's fingerprint of a run, which then started it over)
     option = ('model.backbone.init_cfg.checkpoint='
               f'{osp.relpath(path, ROOT)}')
-    state = {}
 
     def measured() -> Optional[dict]:
-        mpath = osp.join(args.out, MEASURE_FILE)
-        if 'm' not in state and osp.exists(mpath):
-            with open(mpath) as f:
-                state['m'] = json.load(f)
-        return state.get('m')
+        return read_measured(args.out)
 
     def between(done: Dict[str, Record]) -> None:
-        if measured() is None:
-            state['m'] = measure(done, args.work_root, args.out, option)
-            if state['m'] is None:
-                del state['m']
+        measure(done, args.work_root, args.out, option)
 
     def report(done: Dict[str, Record]) -> None:
         write_report(done, measured(), args.out, option)

@@ -54,8 +54,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from agvm_mm import large_batch_plan  # noqa: E402
 from tools.analysis_tools.gradient_variance import (  # noqa: E402
     WRAPPER_TYPES, AnalysisOptions, run_analysis)
-from tools.harness.grid import plain  # noqa: E402
-from tools.harness.schedules import (INF, POSITIONS,  # noqa: E402
+from tools.harness.grid import plain, render_config  # noqa: E402
+from tools.harness.schedules import (INF,  # noqa: E402
                                      is_iteration_based, scale_schedulers,
                                      warmup_end)
 from tools.harness.variance import (critical_batches,  # noqa: E402
@@ -196,8 +196,8 @@ def no_plan(m: Measurement) -> str:
             'is noise-dominated (|G|^2 not positive)')
     return (f'No plan: the whole model\'s B_noise at {m.label} {what}; '
             f'modules without a finite estimate: {", ".join(bad) or "none"}. '
-            'Measure later in training (--checkpoint of a run near its end) '
-            'or over more steps (--steps).')
+            'Measure later in training (--checkpoint of a base run late, '
+            'before its lr decays) or over more steps (--steps).')
 
 
 def leaf_config(cfg: Config, config: str, base: Base, target: int,
@@ -249,17 +249,16 @@ def leaf_config(cfg: Config, config: str, base: Base, target: int,
     items = _merged(_nested(cfg_options or {}, whole), items)
     name = osp.splitext(osp.basename(config))[0]
     path = osp.join(out_dir, f'{name}_plan-b{target}.py')
-    base_path = osp.relpath(osp.abspath(config), osp.abspath(out_dir))
-    lines = [f'# Planned by tools/analysis_tools/plan_batch.py: batch '
-             f'{target} = {gpus} GPU(s) x {size} x {counts}, lr '
-             f'{plan["lr"]:.6g}, {text}.',
-             f'# From {name} at batch {base.batch}, lr {base.lr:g}, '
-             f'B_noise {plan["noise_scale"]:.4g} ({plan["planned_from"]}).',
-             f"_base_ = ['{base_path}']"]
-    lines += [f'{key} = {value!r}' for key, value in items.items()]
+    header = (f'Planned by tools/analysis_tools/plan_batch.py: batch '
+              f'{target} = {gpus} GPU(s) x {size} x {counts}, lr '
+              f'{plan["lr"]:.6g}, {text}.\nFrom {name} at batch '
+              f'{base.batch}, lr {base.lr:g}, B_noise '
+              f'{plan["noise_scale"]:.4g} ({plan["planned_from"]}).')
     os.makedirs(out_dir, exist_ok=True)
     with open(path, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
+        f.write(render_config(
+            osp.relpath(osp.abspath(config), osp.abspath(out_dir)), header,
+            list(items.items())))
     return path, text
 
 
@@ -292,21 +291,14 @@ def _merged(under: dict, over: dict) -> dict:
 def _scaled(sched: dict, ratio: float, epoch_ratio: Optional[float],
             base: Base) -> dict:
     """One scheduler of a run ``ratio`` times as many iterations (epoch-
-    based ones: ``epoch_ratio`` times as many epochs)."""
+    based ones: ``epoch_ratio`` times as many epochs; in an iteration-based
+    loop they stay as they are)."""
     if is_iteration_based(sched):
         old_end = base.length if base.loop == 'iter' else None
         return scale_schedulers(sched, ratio, 1.0, old_end)
-    sched = dict(sched)
-    if epoch_ratio is None:  # an epoch-based scheduler in an iter loop
+    if epoch_ratio is None:
         return sched
-    for key in POSITIONS:
-        if key in sched and sched[key] < INF:
-            sched[key] = max(1, round(sched[key] * epoch_ratio)) \
-                if sched[key] else 0
-    if 'milestones' in sched:
-        sched['milestones'] = [max(1, round(m * epoch_ratio))
-                               for m in sched['milestones']]
-    return sched
+    return scale_schedulers(sched, epoch_ratio, 1.0, by_epoch=True)
 
 
 def make_plan(config: str, targets: Sequence[int], gpus: int = 1,

@@ -48,11 +48,13 @@ def is_iteration_based(scheduler: dict) -> bool:
 
 
 def scale_schedulers(schedulers: Union[dict, list], new: float, old: float,
-                     end: Optional[int] = None) -> Union[dict, list]:
+                     end: Optional[int] = None,
+                     by_epoch: bool = False) -> Union[dict, list]:
     """The iteration-based schedulers of a run ``new / old`` times as many
     iterations long, so that the warm-up and the lr steps keep their place
     (the same optimizer steps under ``new / old`` times the accumulation,
-    or the same fraction of a longer run).
+    or the same fraction of a longer run); with ``by_epoch``, the
+    epoch-based ones of a run ``new / old`` times as many epochs.
 
     Args:
         schedulers (dict | list): ``param_scheduler``: one scheduler, a
@@ -61,20 +63,22 @@ def scale_schedulers(schedulers: Union[dict, list], new: float, old: float,
         old (int): The old one: positions ``p`` become ``p * new / old``.
         end (int, optional): The old run's length: a position at or past it
             ends the new run too. None: only mmengine's INF stays as it is.
+        by_epoch (bool): Scale the epoch-based schedulers instead.
 
     Returns:
         The same structure, new dicts: positions and milestones rounded, 0
-        stays 0, the others >= 1, and a warm-up from 0 keeps >= 2
+        stays 0, the others >= 1, and an iteration warm-up from 0 keeps >= 2
         iterations (mmengine's warm-ups never leave their start factor in
-        one iteration). Epoch-based schedulers are unchanged.
+        one iteration). The schedulers of the other unit are unchanged.
     """
     if isinstance(schedulers, (list, tuple)):
-        return [scale_schedulers(s, new, old, end) for s in schedulers]
+        return [scale_schedulers(s, new, old, end, by_epoch)
+                for s in schedulers]
     if 'type' not in schedulers:  # several optimizers: a dict of lists
-        return {k: scale_schedulers(v, new, old, end)
+        return {k: scale_schedulers(v, new, old, end, by_epoch)
                 for k, v in schedulers.items()}
     sched = dict(schedulers)
-    if not is_iteration_based(sched):
+    if is_iteration_based(sched) == by_epoch:
         return sched
     limit = INF if end is None else end
     new_end = INF if end is None else int(round(end * new / old))
@@ -87,7 +91,8 @@ def scale_schedulers(schedulers: Union[dict, list], new: float, old: float,
     for key in POSITIONS:
         if key in sched:
             sched[key] = scaled(sched[key])
-    if sched.get('begin', 0) == 0 and sched.get('end', new_end) < 2:
+    if not by_epoch and sched.get('begin', 0) == 0 and \
+            sched.get('end', new_end) < 2:
         sched['end'] = min(2, new_end)
     if 'milestones' in sched:
         sched['milestones'] = [scaled(m) for m in sched['milestones']]
