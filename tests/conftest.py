@@ -71,3 +71,21 @@ def pytest_sessionfinish(session, exitstatus):
     for proc in multiprocessing.active_children():
         proc.kill()
         proc.join()
+
+
+def assert_same_training_state(path_a, path_b) -> dict:
+    """Two mmengine checkpoints hold the same iteration, weights,
+    optimizer state and AGVM state (factors, running averages, statistics
+    count), bit for bit; returns the first, for more checks."""
+    import torch
+    a, b = (torch.load(p, map_location='cpu', weights_only=True)
+            for p in (path_a, path_b))
+    assert a['meta']['iter'] == b['meta']['iter']
+    for key, value in a['state_dict'].items():
+        assert torch.equal(value, b['state_dict'][key]), key
+    for index, slots in a['optimizer']['state'].items():
+        for name, value in slots.items():
+            assert torch.equal(value, b['optimizer']['state'][index][name])
+    assert a['optimizer']['agvm'] == b['optimizer']['agvm']
+    return a
+

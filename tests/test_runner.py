@@ -7,9 +7,8 @@ import math
 import os
 
 import pytest
-import torch
 
-from tests.conftest import ROOT, run_tool
+from tests.conftest import ROOT, assert_same_training_state, run_tool
 from tests.toy import free_port
 
 CONFIG = os.path.join(ROOT, 'configs/shapes/retinanet_tiny_shapes_agvm.py')
@@ -69,10 +68,6 @@ def test_runner_trains_retinanet_with_agvm(shapes_cwd, tmp_path, nproc,
     assert ('Distributed training: True' in out) == (nproc > 1)
 
 
-def _checkpoint(path):
-    return torch.load(path, map_location='cpu', weights_only=True)
-
-
 @pytest.mark.parametrize('nproc,counts,steps', [(1, 2, 2), (2, 1, 4)])
 def test_resume_is_exact(shapes_cwd, tmp_path, nproc, counts, steps):
     """Save at runner iteration 3 and resume: the same parameters, optimizer
@@ -94,16 +89,9 @@ def test_resume_is_exact(shapes_cwd, tmp_path, nproc, counts, steps):
     if nproc == 1:  # the accurate line replaces mmengine's warning
         assert 'their gradients were restored from the checkpoint' in out
         assert 'the gradient of some iterations is lost' not in out
-    a, b = _checkpoint(full / 'iter_10.pth'), _checkpoint(resumed /
-                                                          'iter_10.pth')
-    assert a['meta']['iter'] == b['meta']['iter'] == 10
-    for key, value in a['state_dict'].items():
-        assert torch.equal(value, b['state_dict'][key]), key
-    state_a, state_b = a['optimizer']['state'], b['optimizer']['state']
-    for index, slots in state_a.items():
-        for name, value in slots.items():
-            assert torch.equal(value, state_b[index][name])
-    assert a['optimizer']['agvm'] == b['optimizer']['agvm']
+    a = assert_same_training_state(full / 'iter_10.pth',
+                                   resumed / 'iter_10.pth')
+    assert a['meta']['iter'] == 10
     assert a['optimizer']['agvm']['noise']  # the critical batch's averages
     assert a['optimizer']['agvm']['steps'] == steps  # 0, 3 (, 6, 9)
 
