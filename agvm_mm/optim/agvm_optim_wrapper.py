@@ -332,6 +332,9 @@ class AGVMOptimWrapperMixin:
 
     @contextmanager
     def _no_clip(self) -> Iterator[None]:
+        # mmengine's logger prints the hub's last grad_norm on every later
+        # iteration: outside the clip window no norm is taken, so none shows
+        self.message_hub.log_scalars.pop('train/grad_norm', None)
         saved, self.clip_grad_kwargs = self.clip_grad_kwargs, {}
         try:
             yield
