@@ -190,12 +190,19 @@ def test_experiment_plan_and_verdicts():
     from tools.paper_regime.grid import Record
     backbone = 'model.backbone.init_cfg.checkpoint=x.pth'
     assert [r.batch for r in E.plan({}, None, backbone)] == [8, 8]
-    measured = dict(plan={'32': dict(lr=0.0171234, epochs=1.61)})
+    # B_noise 24 at 20 %: lr 0.01 (1 + 24/8) / (1 + 24/32) = 0.022857,
+    # epochs 13 (1 + 32/24) / (1 + 8/24) = 22.75
+    measured = dict(plan={'32': dict(lr=0.0171234, epochs=1.61)},
+                    measurements=[dict(label='start', noise_scale=2.0),
+                                  dict(label='w/iter_2600.pth',
+                                       noise_scale=24.0)])
     runs = E.plan({}, measured, backbone)
     assert [(r.arm, r.batch, r.seed, r.epochs) for r in runs[2:]] == [
         ('sgd', 32, 0, 20.93), ('agvm', 32, 0, 20.93), ('sgd', 32, 1, 20.93),
-        ('agvm', 32, 1, 20.93), ('sgd', 32, 0, 13)]
+        ('agvm', 32, 1, 20.93), ('sgd', 32, 0, 13), ('sgd', 32, 0, 22.75),
+        ('sgd', 32, 1, 22.75)]
     assert runs[2].lr == 0.01712 and runs[2].name.endswith('-e20.93')
+    assert runs[-1].lr == 0.02286 and runs[-1].rule == E.EXPLORE_RULE
 
     def done(maps):
         return {r.name: Record('retinanet_paper', 'pretrained', r.batch,

@@ -21,7 +21,10 @@ Runs, in this order (issue 30):
    so). Written once to plan_batch_measure.json and reused;
 3. batch 32 (4x) at the planned lr: SGD for the planned epochs and SGD +
    AGVM for the planned epochs, seeds 0 and 1, then SGD for the
-   reference's 13 epochs (seed 0), the plan without its longer run.
+   reference's 13 epochs (seed 0), the plan without its longer run;
+4. outside the verdicts (added after the plan from the end diverged in
+   two of its first three runs): SGD at the plan from the measurement at
+   20 % of the reference, before its lr decays, seeds 0 and 1.
 
 The pretrained backbone is this experiment's own, committed beside its
 results (docs/results/plan_batch/), so that the grid continues on another
@@ -48,6 +51,7 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import shutil
 import subprocess
 import sys
@@ -62,6 +66,8 @@ from tools.paper_regime.grid import (EPOCHS, RULES, Record, Run,
                                      read_record, reproduce_argv)
 from tools.pretrain_backbone import CHECKPOINT
 
+from agvm_mm import large_batch_plan
+
 BASE_BATCH, BASE_LR, TARGET = 8, 0.01, 32
 GRID_BEST_SGD = {64: 0.02, 128: 0.02828}  # docs/results/paper_regime.md
 SEEDS = (0, 1)
@@ -73,6 +79,7 @@ POINTS = {'early': 2600, 'middle': 6500, 'end': 13000}
 MEASURE_STEPS = 100
 BACKBONE_DIR = 'docs/results/plan_batch'
 MEASURE_FILE = 'plan_batch_measure.json'
+EXPLORE_RULE = 'planned at 20 %'
 
 
 def reference(seed: int, backbone: str) -> Run:
@@ -93,7 +100,22 @@ def plan(done: Dict[str, Record], measured: Optional[dict],
         runs += [Run(arm, TARGET, lr, seed, 'planned', (backbone, ),
                      epochs=epochs) for arm in ('sgd', 'agvm')]
     runs.append(Run('sgd', TARGET, lr, 0, 'planned lr', (backbone, )))
-    return runs
+    return runs + explore(measured, backbone)
+
+
+def explore(measured: dict, backbone: str) -> List[Run]:
+    """After the rule's runs, outside its verdicts (added once the plan from
+    the end of the reference had diverged twice): SGD at the plan from the
+    measurement at 20 % of the reference, where its lr is still at its
+    peak, as the README advises, seeds 0 and 1. (The 50 % point plans 2.5x
+    the epochs, which did not fit the session.)"""
+    point = f'iter_{POINTS["early"]}.pth'
+    [noise] = [m['noise_scale'] for m in measured['measurements']
+               if m['label'].endswith(point)]
+    target = large_batch_plan(BASE_BATCH, BASE_LR, noise, TARGET)
+    lr, epochs = round(target['lr'], 5), round(EPOCHS * target['epochs'], 2)
+    return [Run('sgd', TARGET, lr, seed, EXPLORE_RULE, (backbone, ),
+                epochs=epochs) for seed in SEEDS]
 
 
 def read_measured(out: str) -> Optional[dict]:
@@ -202,8 +224,12 @@ def write_report(done: Dict[str, Record], measured: Optional[dict],
              'validation images.', '']
     lines += [f'* {v}' for v in verdicts(done, measured, backbone)]
     if measured:
-        lines += ['', '## The measurement', '', measured['table'], '',
-                  f'Planned from: {measured["planned_from"]}.', '',
+        lines += ['', '## The measurement', '',
+                  'At the seed-0 reference\'s checkpoints (their paths and '
+                  'the leaf configs\' are in the work root).', '',
+                  _file_names(measured['table']), '',
+                  f'Planned from: {_file_names(measured["planned_from"])}.',
+                  '',
                   '## Against the paper-regime grid (no new training)', '',
                   '| batch | planned lr | grid\'s best SGD lr | ' +
                   ' | '.join(rule for rule, _ in RULES) + ' |',
@@ -220,6 +246,9 @@ def write_report(done: Dict[str, Record], measured: Optional[dict],
         loss = '—' if r.final_train_loss is None else \
             f'{r.final_train_loss:.3f}'
         notes = ['diverged'] if r.diverged else []
+        if run.rule == EXPLORE_RULE:
+            notes.append('exploratory: planned from the 20 % measurement, '
+                         'not in the verdicts')
         if r.optimizer == 'SGD + AGVM' and r.mean_factors:
             notes.append('mean s ' + ', '.join(
                 f'{m} {v:.2f}' for m, v in r.mean_factors.items()))
@@ -228,6 +257,12 @@ def write_report(done: Dict[str, Record], measured: Optional[dict],
                      f'{loss} | {"; ".join(notes)} |')
     with open(osp.join(out, 'plan_batch.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
+
+
+def _file_names(text: str) -> str:
+    """``text`` with each absolute path of a checkpoint or config cut to its
+    file name (the work root is this machine's)."""
+    return re.sub(r'/[^\s|]*/([^/\s|]+\.(?:pth|py))\b', r'\1', text)
 
 
 def own_backbone(out: str) -> str:
