@@ -95,6 +95,43 @@ def test_tool_measures_plans_and_writes_configs_that_pass_the_check(
               '--data-root', str(tmp_path / 'check_data')], shapes_cwd)
 
 
+def test_plans_from_the_last_checkpoint_before_the_lr_decays(tmp_path):
+    """mmengine's own schedulers (warm-up to iteration 2, lr x0.1 at 4)
+    write the optimizer state; a checkpoint after the decay is marked with
+    its fraction of the peak lr, and the last one before it plans (after the
+    decay the gradient is small against its noise: a nearly linear plan,
+    which diverged in docs/results/plan_batch.md)."""
+    from mmengine.optim import LinearLR, MultiStepLR
+    from tools.analysis_tools.plan_batch import (Measurement, decayed_lr,
+                                                 planning_measurement)
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([param], lr=0.1)
+    schedulers = [LinearLR(optimizer, start_factor=0.1, end=2),
+                  MultiStepLR(optimizer, milestones=[4], gamma=0.1)]
+    paths = {}
+    for it in range(1, 6):  # the state after runner iteration ``it``
+        optimizer.step()
+        for sched in schedulers:
+            sched.step()
+        paths[it] = str(tmp_path / f'iter_{it}.pth')
+        torch.save(dict(meta=dict(iter=it), optimizer=optimizer.state_dict()),
+                   paths[it])
+    ratios = {it: decayed_lr(path, 2) for it, path in paths.items()}
+    # iteration 1 is in the warm-up (lr below its peak, not decayed)
+    assert ratios == {1: None, 2: None, 3: None, 4: pytest.approx(0.1),
+                      5: pytest.approx(0.1)}
+    assert decayed_lr(_checkpoint(tmp_path / 'weights.pth'), 2) is None
+
+    start, early, late = (Measurement(label, n) for label, n in
+                          (('start', 2.0), (paths[3], 20.0),
+                           (paths[5], 800.0)))
+    assert planning_measurement([start, early, late], {paths[5]: 0.1}) \
+        is early
+    # every checkpoint after the decay: the last (the tool warns); none given
+    assert planning_measurement([start, late], {paths[5]: 0.1}) is late
+    assert planning_measurement([start], {}) is start
+
+
 def test_epoch_based_config_is_stretched_in_epochs_and_iterations(tmp_path):
     """mmdet's COCO RetinaNet at batch 512 (16 epochs, lr x0.1 at 12 and 14,
     warm-up 460 iterations): twice the epochs at batch 2048 on 512 GPUs.

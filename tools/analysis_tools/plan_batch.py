@@ -16,9 +16,12 @@ AGVM measuring only): K optimizer steps from the start of training, and K
 steps at each ``--checkpoint``'s weights (lr 0: every step sees the same
 weights), the two gradient estimates from two halves of the accumulated
 micro-batches on one process (``--nproc``: of the ranks). ``B_noise``
-grows as the loss falls, and the value that matters is the one near the
-end of training: the plan uses the last measurement (the last checkpoint
-given) and shows the others beside it. ``--csv`` takes the
+grows as the loss falls, and the value that matters is the one late in
+training but before the lr decays (after it, the gradient is small against
+its noise and the plan nearly linear): the plan uses the last checkpoint
+saved before the lr decayed (below half its peak after the warm-up, as the
+checkpoint's optimizer state says), and shows the others beside it.
+``--csv`` takes the
 gradient-variance tool's CSV instead of measuring.
 
 Per target batch B it prints the planned lr beside the linear and
@@ -45,6 +48,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import torch
+
 if __name__ == '__main__':  # a script of tools/analysis_tools/
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import checkout  # noqa: F401  this checkout first on sys.path
@@ -63,6 +68,9 @@ from tools.harness.variance import (critical_batches,  # noqa: E402
                                     whole_model_critical_batch)
 
 PAPER_OFFSET = 100  # AGVM start and clip window around the warm-up's end
+# a checkpoint saved after the warm-up below this fraction of its peak lr is
+# one "after the lr decayed" (MultiStepLR's first step is 0.1)
+DECAYED = 0.5
 
 
 class PlanError(ValueError):
@@ -187,6 +195,31 @@ def measure(config: str, cfg_options: Optional[dict], base: Base,
 def estimate(label: str, rows: list, batch: int) -> Measurement:
     return Measurement(label, whole_model_critical_batch(rows)[batch],
                        critical_batches(rows)[batch])
+
+
+def decayed_lr(path: str, warm_end: Optional[int]) -> Optional[float]:
+    """The fraction of its peak lr at which the mmengine checkpoint ``path``
+    was saved, if that was after the warm-up (runner iteration
+    ``warm_end``) and below :data:`DECAYED`; None otherwise, or when it
+    does not say (no optimizer state with ``initial_lr``, no iteration)."""
+    ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    groups = (ckpt.get('optimizer') or {}).get('param_groups') or []
+    ratios = [g['lr'] / g['initial_lr'] for g in groups
+              if g.get('initial_lr')]
+    step = (ckpt.get('meta') or {}).get('iter')
+    if not ratios or step is None or step <= (warm_end or 0):
+        return None
+    return max(ratios) if max(ratios) < DECAYED else None
+
+
+def planning_measurement(measured: List[Measurement],
+                         decayed: Dict[str, float]) -> Measurement:
+    """The measurement that plans: the last checkpoint's saved before the lr
+    decayed (``decayed``: label -> fraction of the peak lr); the last one
+    if every checkpoint was saved after (or none was given)."""
+    before = [m for m in measured if m.label != 'start'
+              and m.label not in decayed]
+    return before[-1] if before else measured[-1]
 
 
 def no_plan(m: Measurement) -> str:
@@ -322,6 +355,12 @@ def make_plan(config: str, targets: Sequence[int], gpus: int = 1,
     base = base_of(cfg)
     name = osp.splitext(osp.basename(config))[0]
     out_dir = out_dir or osp.join('work_dirs', 'plan_batch', name)
+    # before measuring: which checkpoints were saved after the lr decayed
+    warm = warmup_end([s for s in plain(cfg.get('param_scheduler') or [])
+                       if is_iteration_based(s)],
+                      base.length if base.loop == 'iter' else INF)
+    ratios = {c: decayed_lr(c, warm) for c in ([] if csv else checkpoints)}
+    decayed = {c: r for c, r in ratios.items() if r is not None}
     if csv:
         rows = read_rows(csv)
         batches = sorted({r['batch'] for r in rows})
@@ -334,14 +373,16 @@ def make_plan(config: str, targets: Sequence[int], gpus: int = 1,
         measured = [estimate(label, rows, base.batch) for label, rows in
                     measure(config, cfg_options, base, checkpoints, steps,
                             nproc, batch_per_proc, out_dir)]
-    used = measured[-1]
+    used = planning_measurement(measured, decayed)
     if not (math.isfinite(used.noise_scale) and used.noise_scale > 0):
         raise PlanError(no_plan(used))
     lines = [f'Base: lr {base.lr:g} at batch {base.batch} ({base.source}); '
              f'{base.length} {"iterations" if base.loop == "iter" else "epochs"}.',
              'B_noise (images; the whole model, then each module):']
     for m in measured:
-        mark = '  <- plans' if m is used else ''
+        mark = (f'  (saved at {decayed[m.label]:.0%} of the peak lr)'
+                if m.label in decayed else '') + (
+                    '  <- plans' if m is used else '')
         lines.append(f'  {m.label}: {describe_critical_batch(m.noise_scale)}'
                      f' (' + ', '.join(
                          f'{k} {describe_critical_batch(v)}'
@@ -349,10 +390,24 @@ def make_plan(config: str, targets: Sequence[int], gpus: int = 1,
     if csv:
         lines.append(f'The plan uses the CSV\'s rows of {used.label[4:]} '
                      '(the base batch\'s, else the largest batch\'s).')
+    elif used.label in decayed:
+        lines.append('Every checkpoint was saved after the lr decayed, where '
+                     'the gradient is small against its noise and B_noise '
+                     'plans nearly linear scaling (on the shapes RetinaNet '
+                     'such a plan diverged in 3 of 5 runs: '
+                     'docs/results/plan_batch.md). Give a checkpoint from '
+                     'before the first lr decay.')
+    elif decayed:
+        lines.append('B_noise grows as the loss falls, and jumps once the lr '
+                     'has decayed (the gradient is then small against its '
+                     'noise; on the shapes RetinaNet the nearly linear plan '
+                     'from there diverged in 3 of 5 runs: '
+                     'docs/results/plan_batch.md). The plan uses the last '
+                     'checkpoint\'s saved before the lr decayed.')
     elif checkpoints:
         lines.append('B_noise grows as the loss falls; the plan uses the '
                      'last checkpoint\'s, the one nearest the end of '
-                     'training.')
+                     'training (none was saved after the lr decayed).')
     lines += ['', '| batch | lr (planned) | linear rule | sqrt rule | steps x '
               '| epochs x | run | batch / each module\'s B_noise | config |',
               '|---|---|---|---|---|---|---|---|---|']
