@@ -231,13 +231,23 @@ def write_report(done: Dict[str, Record], measured: Optional[dict],
                   f'Planned from: {_file_names(measured["planned_from"])}.',
                   '',
                   '## Against the paper-regime grid (no new training)', '',
-                  '| batch | planned lr | grid\'s best SGD lr | ' +
-                  ' | '.join(rule for rule, _ in RULES) + ' |',
-                  '|---|---|---|' + '---|' * len(RULES)]
+                  'The lr planned from each measurement along the reference '
+                  '(its ratio to the grid\'s best SGD lr, found there by '
+                  'sweeping with another backbone) beside the fixed rules, '
+                  'all three of which diverged there.', '']
+        points = [(_point(m['label']), m['noise_scale'])
+                  for m in measured['measurements']]
+        lines += ['| batch | grid\'s best SGD lr | ' + ' | '.join(
+            f'planned from {name}' for name, _ in points) + ' | ' +
+            ' | '.join(rule for rule, _ in RULES) + ' |',
+            '|---|---|' + '---|' * (len(points) + len(RULES))]
         for batch, best_lr in GRID_BEST_SGD.items():
-            planned = measured['plan'][str(batch)]['lr']
-            lines.append(f'| {batch} | {planned:.4g} | {best_lr} | ' + ' | '.join(
-                f'{lr(batch):.4g}' for _, lr in RULES) + ' |')
+            planned = [large_batch_plan(BASE_BATCH, BASE_LR, noise,
+                                        batch)['lr'] for _, noise in points]
+            lines.append(f'| {batch} | {best_lr:.4g} | ' + ' | '.join(
+                f'{lr:.4g} ({lr / best_lr:.2f}x)' for lr in planned) +
+                ' | ' + ' | '.join(f'{lr(batch):.4g}' for _, lr in RULES)
+                + ' |')
     lines += ['', '| optimizer | batch | lr | epochs | seed | steps | '
               'bbox mAP | final loss | note |', '|---|---|---|---|---|---|---|'
               '---|---|']
@@ -257,6 +267,14 @@ def write_report(done: Dict[str, Record], measured: Optional[dict],
                      f'{loss} | {"; ".join(notes)} |')
     with open(osp.join(out, 'plan_batch.md'), 'w') as f:
         f.write('\n'.join(lines) + '\n')
+
+
+def _point(label: str) -> str:
+    """A measurement's place along the reference: 'start', '20 %', ..."""
+    for at in POINTS.values():
+        if label.endswith(f'iter_{at}.pth'):
+            return f'{100 * at // POINTS["end"]} %'
+    return label
 
 
 def _file_names(text: str) -> str:
