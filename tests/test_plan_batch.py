@@ -255,5 +255,10 @@ def test_experiment_plan_and_verdicts():
                        measured, backbone)
     assert '**does not recover**' in words[0]  # 27.5 mean: 2.6 below
     assert '**AGVM loses**' in words[1]  # 13.75 (diverged = 0) vs 27.5
+    assert 'different seeds' not in words[1]  # only AGVM diverged
+    words = E.verdicts(done([30.0, 30.2, 29.0, None, None, 30.5]),
+                       measured, backbone)
+    assert '**AGVM ties**' in words[1]  # 15.25 against 14.5
+    assert 'different seeds (SGD [1], SGD + AGVM [0])' in words[1]
     assert 'pending' in E.verdicts(done([30.0, 30.2]), measured,
                                    backbone)[0]

@@ -207,6 +207,13 @@ def verdicts(done: Dict[str, Record], measured: Optional[dict],
         lines.append(f'AGVM against SGD at the plan: **AGVM {word}** (SGD + '
                      f'AGVM {sum(agvm) / 2:.2f}, seeds {agvm}; gain '
                      f'{gain:.2f})')
+        lost = [sorted(r.seed for r in runs if r.arm == arm and
+                       r.batch == TARGET and r.rule == 'planned' and
+                       done[r.name].diverged) for arm in ('sgd', 'agvm')]
+        if all(lost) and lost[0] != lost[1]:
+            lines[-1] += (f'; the arms diverged on different seeds (SGD '
+                          f'{lost[0]}, SGD + AGVM {lost[1]}): the gap is '
+                          'which seeds survived, not a measured gain')
     return lines
 
 
