@@ -235,7 +235,10 @@ def write_report(done: Dict[str, Record], measured: Optional[dict],
                   'At the seed-0 reference\'s checkpoints (their paths and '
                   'the leaf configs\' are in the work root).', '',
                   _file_names(measured['table']), '',
-                  f'Planned from: {_file_names(measured["planned_from"])}.',
+                  f'Planned from: {_file_names(measured["planned_from"])}, '
+                  'the last checkpoint, as the tool chose when the rule was '
+                  'fixed (it now takes the last one saved before the lr '
+                  'decayed).',
                   '',
                   '## Against the paper-regime grid (no new training)', '',
                   'The lr planned from each measurement along the reference '
