@@ -64,6 +64,7 @@ from benchmark_paper_regime import pretrain_backbone
 from tools.paper_regime.driver import checkpoint_id, drive, parse_args
 from tools.paper_regime.grid import (EPOCHS, RULES, Record, Run,
                                      read_record, reproduce_argv)
+from tools.harness.results import read_json
 from tools.pretrain_backbone import CHECKPOINT
 
 from agvm_mm import large_batch_plan
@@ -120,11 +121,7 @@ def explore(measured: dict, backbone: str) -> List[Run]:
 
 def read_measured(out: str) -> Optional[dict]:
     """The measurement and plan (committed), or None before it."""
-    path = osp.join(out, MEASURE_FILE)
-    if not osp.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
+    return read_json(osp.join(out, MEASURE_FILE))
 
 
 def measure(done: Dict[str, Record], work_root: str, out: str,
@@ -162,11 +159,8 @@ def _work_dir(run: Run, work_root: str) -> str:
 
 
 def collect(work_root: str, out: str, backbone: str) -> Dict[str, Record]:
-    path = osp.join(out, 'plan_batch.json')
-    known = {}
-    if osp.exists(path):
-        with open(path) as f:
-            known = {r['run']: Record(**r) for r in json.load(f)['runs']}
+    runs = (read_json(osp.join(out, 'plan_batch.json')) or {}).get('runs', [])
+    known = {r['run']: Record(**r) for r in runs}
     done = {}
     for run in plan({}, read_measured(out), backbone):
         record = known.get(run.name) or read_record(run, work_root)
@@ -180,12 +174,15 @@ def verdicts(done: Dict[str, Record], measured: Optional[dict],
     """The rule's two verdicts with their figures, or what is missing."""
     runs = plan(done, measured, backbone)
 
+    def picked(arm: str, batch: int, rule: str) -> List[Record]:
+        return [done[r.name] for r in runs if r.arm == arm and
+                r.batch == batch and r.rule == rule and r.name in done]
+
     def mean(arm: str, batch: int, rule: str) -> Optional[List[float]]:
-        picked = [done[r.name] for r in runs if r.arm == arm and
-                  r.batch == batch and r.rule == rule and r.name in done]
-        if len(picked) < len(SEEDS):
+        records = picked(arm, batch, rule)
+        if len(records) < len(SEEDS):
             return None
-        return [r.bbox_mAP or 0.0 for r in picked]
+        return [r.bbox_mAP or 0.0 for r in records]
 
     ref = mean('sgd', BASE_BATCH, 'linear')
     sgd, agvm = (mean(arm, TARGET, 'planned') for arm in ('sgd', 'agvm'))
@@ -207,9 +204,8 @@ def verdicts(done: Dict[str, Record], measured: Optional[dict],
         lines.append(f'AGVM against SGD at the plan: **AGVM {word}** (SGD + '
                      f'AGVM {sum(agvm) / 2:.2f}, seeds {agvm}; gain '
                      f'{gain:.2f})')
-        lost = [sorted(r.seed for r in runs if r.arm == arm and
-                       r.batch == TARGET and r.rule == 'planned' and
-                       done[r.name].diverged) for arm in ('sgd', 'agvm')]
+        lost = [sorted(r.seed for r in picked(arm, TARGET, 'planned')
+                       if r.diverged) for arm in ('sgd', 'agvm')]
         if all(lost) and lost[0] != lost[1]:
             lines[-1] += (f'; the arms diverged on different seeds (SGD '
                           f'{lost[0]}, SGD + AGVM {lost[1]}): the gap is '

@@ -105,12 +105,16 @@ def _logged_no_detections(work_dir: str) -> bool:
         return any(NO_DETECTIONS in line for line in f)
 
 
-def read_state(work_dir: str) -> Optional[dict]:
-    path = osp.join(work_dir, STATE_FILE)
+def read_json(path: str) -> Optional[dict]:
+    """The JSON file at ``path``, or None where there is none yet."""
     if not osp.exists(path):
         return None
     with open(path) as f:
         return json.load(f)
+
+
+def read_state(work_dir: str) -> Optional[dict]:
+    return read_json(osp.join(work_dir, STATE_FILE))
 
 
 def write_state(work_dir: str, **state) -> None:
